@@ -1,0 +1,90 @@
+"""The one step contract every model satisfies on every backend.
+
+    step(x: float32[B, D], state: float32[B, S]) -> (y_hat: float32[B, D], state': float32[B, S])
+
+`y_hat` forecasts the next normalised sample; B streams are stepped together. A whole sequence is
+only a loop over the same step (`run`), so batch and streaming cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .quant import QLinear, requantize
+
+
+class Cell(Protocol):
+    input_size: int
+    state_size: int
+
+    def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def init_state(cell: Cell, batch: int = 1) -> np.ndarray:
+    """The zero state for `batch` streams: float32[B, S]."""
+    return np.zeros((batch, cell.state_size), np.float32)
+
+
+def run(cell: Cell, xs: np.ndarray, state: np.ndarray | None = None,
+        *, return_states: bool = False):
+    """Step `cell` over xs: float32[T, B, D] (or [T, D] for one stream) with the state fed back.
+
+    Returns (y_hat [T, B, D], final state [B, S]), plus the state after every step [T, B, S] when
+    return_states is set. y_hat[t] is the forecast of xs[t + 1].
+    """
+    xs = np.asarray(xs, np.float32)
+    single = xs.ndim == 2
+    if single:
+        xs = xs[:, None, :]
+    if state is None:
+        state = init_state(cell, xs.shape[1])
+    ys = np.empty(xs.shape, np.float32)
+    states = np.empty((xs.shape[0], xs.shape[1], cell.state_size), np.float32) if return_states else None
+    for t in range(xs.shape[0]):
+        ys[t], state = cell.step(xs[t], state)
+        if return_states:
+            states[t] = state
+    if single:
+        ys = ys[:, 0]
+        states = states[:, 0] if return_states else None
+    return (ys, state, states) if return_states else (ys, state)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    # The tanh form never overflows, unlike 1 / (1 + exp(-x)).
+    return np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * x))
+
+
+@dataclass(frozen=True)
+class Readout:
+    """y = W[:, :S] s + W[:, S:] x + b: a linear forecast from the top state and the input."""
+
+    weight: np.ndarray  # float32[D, S_top + D]
+    bias: np.ndarray    # float32[D]
+
+    def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        k = s.shape[1]
+        return s @ self.weight[:, :k].T + x @ self.weight[:, k:].T + self.bias
+
+
+@dataclass(frozen=True)
+class QReadout:
+    """The int8 readout: state and input quantized on their own scales, output requantized."""
+
+    state_part: QLinear
+    input_part: QLinear
+    bias: np.ndarray
+    out_scale: float
+
+    @classmethod
+    def build(cls, q: np.ndarray, w_scale: np.ndarray, bias: np.ndarray, state_size: int,
+              state_scale: float, input_scale: float, out_scale: float) -> "QReadout":
+        return cls(QLinear.build(q[:, :state_size], w_scale, state_scale),
+                   QLinear.build(q[:, state_size:], w_scale, input_scale),
+                   np.asarray(bias, np.float32), out_scale)
+
+    def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return requantize(self.state_part(s) + self.input_part(x) + self.bias, self.out_scale)

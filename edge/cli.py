@@ -1,0 +1,218 @@
+"""The `rnnedge` command. Library errors become one line on stderr and exit 1; usage errors exit 2.
+
+Host-only subcommands import the trainer lazily and say how to install what they need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import MissingDependencyError, RnnEdgeError
+
+HOST_INSTALL = "pip install torch==2.13.0 'rnnedge[host]'"
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _csv_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("input CSV")
+    g.add_argument("--timestamp-column", metavar="NAME", help="timestamp column (default: detected)")
+    g.add_argument("--columns", metavar="A,B", help="value columns to use (default: all others)")
+    g.add_argument("--sep", help="field separator (default: detected among , ; tab |)")
+    g.add_argument("--on-missing", choices=("error", "ffill", "drop"), default="error",
+                   help="what to do with empty/NaN cells (default: error)")
+    g.add_argument("--on-unordered", choices=("error", "keep"), default="error",
+                   help="repeated or backward timestamps: refuse, or keep file order (default: error)")
+
+
+def _read(args):
+    from .data import read_csv
+    cols = args.columns.split(",") if args.columns else None
+    return read_csv(args.data, timestamp_column=args.timestamp_column, columns=cols, sep=args.sep,
+                    on_missing=args.on_missing, on_unordered=args.on_unordered)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="rnnedge", description=(
+        "Anomaly detection with small recurrent models (GRU, echo-state networks) on edge devices."))
+    parser.add_argument("--version", action="version", version=f"rnnedge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("train", formatter_class=fmt, help="train a forecaster and calibrate its scorer",
+                       description="Train a GRU or ESN next-step forecaster on a CSV, optionally prune and "
+                                   "int8-quantize it, calibrate the anomaly scorer on the held-out tail, "
+                                   "and write a model directory.",
+                       epilog=_examples(
+                           "rnnedge train data.csv --kind esn -o models/taxi-esn",
+                           "rnnedge train data.csv --kind gru --hidden 64 --prune 0.5 --int8 -o models/taxi-gru",
+                           "rnnedge train data.csv --rows 750 --kind esn --units 300 -o models/probation"))
+    p.add_argument("data", help="CSV with a timestamp column and numeric value columns")
+    p.add_argument("-o", "--out", required=True, help="model directory to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+    p.add_argument("--kind", choices=("esn", "gru"), default="esn", help="model kind (default: esn)")
+    p.add_argument("--rows", type=int, metavar="N", help="train on the first N rows only")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="held-out tail (default: 0.2)")
+    p.add_argument("--washout", type=int, default=50, help="samples before scores count (default: 50)")
+    p.add_argument("--int8", action="store_true", help="quantize to int8 and serve int8 by default")
+    _csv_args(p)
+    g = p.add_argument_group("GRU")
+    g.add_argument("--hidden", type=int, default=32, help="hidden units per layer (default: 32)")
+    g.add_argument("--layers", type=int, default=1, choices=(1, 2), help="GRU layers (default: 1)")
+    g.add_argument("--epochs", type=int, default=150, help="max epochs, early-stopped (default: 150)")
+    g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
+    g.add_argument("--window", type=int, default=64, help="truncated-BPTT window (default: 64)")
+    g.add_argument("--patience", type=int, default=12, help="early-stopping patience in epochs (default: 12)")
+    g.add_argument("--prune", type=float, default=0.0, metavar="S", help="target sparsity per matrix, 0-0.99")
+    g.add_argument("--prune-units", type=float, default=0.0, metavar="F",
+                   help="fraction of hidden units to remove (structured)")
+    g.add_argument("--prune-steps", type=int, default=4, help="gradual pruning steps (default: 4)")
+    g.add_argument("--finetune-epochs", type=int, default=8, help="epochs after each pruning step (default: 8)")
+    g = p.add_argument_group("ESN")
+    g.add_argument("--units", type=int, default=200, help="reservoir units (default: 200)")
+    g.add_argument("--spectral-radius", type=float, default=0.9, help="(default: 0.9)")
+    g.add_argument("--leak", type=float, default=0.3, help="leak rate in (0, 1] (default: 0.3)")
+    g.add_argument("--input-scaling", type=float, default=0.5, help="(default: 0.5)")
+    g.add_argument("--density", type=float, default=0.1, help="recurrent density (default: 0.1)")
+    g.add_argument("--bias-scaling", type=float, default=0.2, help="(default: 0.2)")
+    g = p.add_argument_group("alerts")
+    g.add_argument("--false-alarm-rate", type=float, default=1e-3,
+                   help="per-sample rate above threshold on normal data (default: 1e-3)")
+    g.add_argument("--raise-after", type=int, default=3, help="consecutive samples to raise (default: 3)")
+    g.add_argument("--clear-after", type=int, default=5, help="consecutive samples to clear (default: 5)")
+    g.add_argument("--cooldown", type=int, default=0, help="samples after a clear with no raise (default: 0)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("info", formatter_class=fmt, help="describe a model directory",
+                       description="Kind, shapes, sizes, sparsity, int8 error, calibration and provenance "
+                                   "of a model; validates every file on the way.",
+                       epilog=_examples("rnnedge info models/taxi-gru", "rnnedge info models/taxi-gru --json"))
+    p.add_argument("model", help="model directory")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("detect", formatter_class=fmt, help="score a recorded CSV offline and print alerts",
+                       description="Step a recorded stream through the numpy reference one sample at a "
+                                   "time with the model's scorer and alert machine (what the runtime "
+                                   "does live) and print each alert raised and cleared.",
+                       epilog=_examples("rnnedge detect models/taxi-esn data.csv",
+                                        "rnnedge detect models/taxi-esn data.csv --from-row 3400 --scores out.csv"))
+    p.add_argument("model", help="model directory")
+    p.add_argument("data", help="CSV with the model's feature columns")
+    p.add_argument("--precision", choices=("float32", "int8"), help="default: the model's")
+    p.add_argument("--from-row", type=int, default=0, metavar="N",
+                   help="rows before N only warm the state; report alerts from row N on")
+    p.add_argument("--scores", metavar="CSV", help="also write timestamp,value...,score,event per row")
+    _csv_args(p)
+    p.set_defaults(func=cmd_detect)
+    return parser
+
+
+def cmd_train(args) -> int:
+    from .specs import ESNConfig, GRUConfig
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise RnnEdgeError(f"{out} exists and is not empty; pass --force to overwrite it")
+    if args.kind == "gru":
+        try:
+            import torch  # noqa: F401
+            import tqdm  # noqa: F401
+        except ImportError as e:
+            raise MissingDependencyError(f"training a GRU needs {e.name}; install the host extras: "
+                                         f"{HOST_INSTALL}") from None
+    from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig
+    from trainer.pipeline import train
+
+    series = _read(args)
+    if args.rows is not None:
+        if args.rows < 1:
+            raise RnnEdgeError(f"--rows must be positive, got {args.rows}")
+        series = series.head(args.rows)
+    d = series.values.shape[1]
+    if args.kind == "gru":
+        model = GRUConfig(input_size=d, hidden=args.hidden, layers=args.layers)
+    else:
+        model = ESNConfig(input_size=d, units=args.units, spectral_radius=args.spectral_radius, leak=args.leak,
+                          input_scaling=args.input_scaling, density=args.density,
+                          bias_scaling=args.bias_scaling, seed=args.seed)
+    cfg = TrainConfig(model=model,
+                      gru=GRUTrainConfig(epochs=args.epochs, lr=args.lr, window=args.window, patience=args.patience),
+                      prune=PruneConfig(sparsity=args.prune, units=args.prune_units, steps=args.prune_steps,
+                                        finetune_epochs=args.finetune_epochs),
+                      int8=args.int8, seed=args.seed, val_fraction=args.val_fraction, washout=args.washout,
+                      false_alarm_rate=args.false_alarm_rate, raise_after=args.raise_after,
+                      clear_after=args.clear_after, cooldown=args.cooldown)
+    path = train(series, cfg, out)
+    from .artifact import load_artifact
+    from .report import describe
+    print(describe(load_artifact(path)))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .artifact import load_artifact
+    from .report import describe
+    art = load_artifact(args.model)
+    print(json.dumps(art.manifest, indent=2) if args.json else describe(art))
+    return 0
+
+
+def cmd_detect(args) -> int:
+    import numpy as np
+
+    from .alerts import CLEARED, RAISED
+    from .artifact import load_artifact
+    from .detector import Detector
+    art = load_artifact(args.model)
+    series = _read(args)
+    if series.columns != art.features:
+        raise RnnEdgeError(f"{args.data}: columns {series.columns} do not match the model's features "
+                           f"{art.features}; pick them with --columns")
+    det = Detector(art, args.precision)
+    out = det.run(series.values)
+    raised = 0
+    print(f"model {art.model_id} ({art.config.kind}, {det.cell.__class__.__name__}), "
+          f"threshold {art.alerts.threshold:.6g}, {len(series.values)} rows, alerts from row {args.from_row}")
+    for t in np.flatnonzero(out["events"] != 0):
+        if t < args.from_row:
+            continue
+        event = "raised" if out["events"][t] == RAISED else "cleared" if out["events"][t] == CLEARED else "?"
+        raised += event == "raised"
+        vals = ", ".join(f"{c}={v:.6g}" for c, v in zip(series.columns, series.values[t]))
+        print(f"{_iso(series.timestamps[t])}  row {t:>6}  {event:<7}  score {out['score'][t]:.6f}  {vals}")
+    print(f"{raised} alert(s) raised")
+    if args.scores:
+        with open(args.scores, "w") as f:
+            f.write(",".join(["timestamp", *series.columns, "score", "event"]) + "\n")
+            for t in range(len(series.values)):
+                vals = ",".join(f"{v:.9g}" for v in series.values[t])
+                f.write(f"{_iso(series.timestamps[t])},{vals},{out['score'][t]:.9f},{int(out['events'][t])}\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RnnEdgeError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""One detector step for B streams: normalise, score the residual of the last forecast, advance the
+alert machine, step the model. The runtime, the evaluation and `rnnedge detect` all run this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .alerts import AlertState, alert_step
+from .artifact import Artifact
+from .cell import init_state
+
+
+@dataclass
+class DetectorState:
+    """Everything a stream carries between samples; the caller owns and checkpoints it."""
+
+    model: np.ndarray     # float32[B, S]
+    forecast: np.ndarray  # float32[B, D]: the forecast of this sample, made at the previous one
+    seen: np.ndarray      # int64[B]: samples stepped since the zero state
+    alerts: AlertState
+
+
+@dataclass(frozen=True)
+class StepResult:
+    score: np.ndarray     # float64[B] in [0, 1]; 0 during warm-up
+    distance: np.ndarray  # float32[B]
+    share: np.ndarray     # float32[B, D]: each channel's share of the squared distance
+    events: np.ndarray    # int8[B]: alerts.RAISED, alerts.CLEARED or alerts.NONE
+
+
+class Detector:
+    """Serves an artifact with the numpy reference cell at `precision` (the artifact's by default)."""
+
+    def __init__(self, artifact: Artifact, precision: str | None = None) -> None:
+        self.artifact = artifact
+        self.cell = artifact.cell(precision)
+        self.normalizer = artifact.normalizer
+        self.scorer = artifact.scorer
+        self.alert_config = artifact.alerts
+        self.warmup = int(artifact.manifest.get("warmup", 0))
+
+    def init(self, batch: int = 1) -> DetectorState:
+        d = self.cell.input_size
+        return DetectorState(init_state(self.cell, batch), np.zeros((batch, d), np.float32),
+                             np.zeros(batch, np.int64), AlertState.zeros(batch))
+
+    def step(self, st: DetectorState, x: np.ndarray) -> tuple[DetectorState, StepResult]:
+        """x: float32[B, D] raw sensor values (not normalised)."""
+        z = self.normalizer.normalize(x)
+        distance, share = self.scorer.distance(z - st.forecast)
+        score = self.scorer.score(distance)
+        score[st.seen <= self.warmup] = 0.0  # no forecast yet, or one from a cold state
+        alerts, events = alert_step(self.alert_config, st.alerts, score)
+        forecast, model = self.cell.step(z, st.model)
+        return DetectorState(model, forecast, st.seen + 1, alerts), StepResult(score, distance, share, events)
+
+    def run(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Score one recorded stream values float[T, D] sample by sample, as the runtime would."""
+        st = self.init(1)
+        values = np.asarray(values, np.float32)
+        out = {"score": np.empty(len(values)), "events": np.empty(len(values), np.int8),
+               "forecast": np.empty(values.shape, np.float32)}
+        for t in range(len(values)):
+            st, r = self.step(st, values[t:t + 1])
+            out["score"][t], out["events"][t] = r.score[0], r.events[0]
+            out["forecast"][t] = self.normalizer.denormalize(st.forecast)[0]
+        return out

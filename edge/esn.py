@@ -1,0 +1,120 @@
+"""The numpy reference echo-state network: a fixed random reservoir and a trained linear readout.
+
+    s' = (1 - a) s + a tanh(W_in x + W s + b)        y_hat = W_out [s'; x] + b_out
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .cell import QReadout, Readout
+from .errors import ConfigError
+from .quant import QLinear, range_scale, requantize
+from .specs import ESNConfig
+
+
+def weight_shapes(c: ESNConfig) -> dict[str, tuple[int, ...]]:
+    return {
+        "w_in": (c.units, c.input_size),
+        "w": (c.units, c.units),
+        "bias": (c.units,),
+        "readout.weight": (c.input_size, c.units + c.input_size),
+        "readout.bias": (c.input_size,),
+    }
+
+
+def activation_names(c: ESNConfig) -> list[str]:
+    return ["input", "state", "output", "preact"]
+
+
+def make_reservoir(c: ESNConfig) -> dict[str, np.ndarray]:
+    """Draw (w_in, w, bias) from c.seed: the same config gives the same reservoir bit for bit."""
+    rng = np.random.default_rng(c.seed)
+    w_in = rng.uniform(-1.0, 1.0, (c.units, c.input_size)) * c.input_scaling
+    w = rng.uniform(-1.0, 1.0, (c.units, c.units)) * (rng.random((c.units, c.units)) < c.density)
+    radius = float(np.max(np.abs(np.linalg.eigvals(w))))
+    if radius == 0.0:
+        raise ConfigError(f"ESNConfig: a reservoir of {c.units} units at density {c.density} drew no "
+                          "recurrent cycle (spectral radius 0); raise density or units")
+    w *= c.spectral_radius / radius
+    bias = rng.uniform(-1.0, 1.0, c.units) * c.bias_scaling
+    return {"w_in": w_in.astype(np.float32), "w": w.astype(np.float32), "bias": bias.astype(np.float32)}
+
+
+@dataclass(frozen=True)
+class ESNCell:
+    """float32 reference step."""
+
+    config: ESNConfig
+    w_in: np.ndarray
+    w: np.ndarray
+    bias: np.ndarray
+    readout: Readout
+
+    @classmethod
+    def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray]) -> "ESNCell":
+        f = lambda name: np.ascontiguousarray(w[name], np.float32)  # noqa: E731
+        return cls(config, f("w_in"), f("w"), f("bias"), Readout(f("readout.weight"), f("readout.bias")))
+
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
+    @property
+    def state_size(self) -> int:
+        return self.config.units
+
+    def reservoir_step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> np.ndarray:
+        a = np.float32(self.config.leak)
+        pre = x @ self.w_in.T + state @ self.w.T + self.bias
+        if taps is not None:
+            taps["preact"] = pre
+        return (np.float32(1.0) - a) * state + a * np.tanh(pre)
+
+    def step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`taps`, when given, receives the pre-activation for range calibration."""
+        state = self.reservoir_step(x, state, taps)
+        return self.readout(state, x), state
+
+
+@dataclass(frozen=True)
+class ESNInt8Cell:
+    """The int8 step (see GRUInt8Cell for the scheme): integer matmuls, pre-activation and state
+    rounded onto their calibrated int8 grids, the leaky tanh update in float32."""
+
+    config: ESNConfig
+    w_in: QLinear
+    w: QLinear
+    bias: np.ndarray
+    preact_scale: float
+    state_scale: float
+    readout: QReadout
+
+    @classmethod
+    def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray],
+                     ranges: Mapping[str, tuple[float, float]]) -> "ESNInt8Cell":
+        s_in, s_state = range_scale(*ranges["input"]), range_scale(*ranges["state"])
+        return cls(config,
+                   QLinear.build(w["w_in.q"], w["w_in.scale"], s_in),
+                   QLinear.build(w["w.q"], w["w.scale"], s_state),
+                   np.asarray(w["bias"], np.float32),
+                   range_scale(*ranges["preact"]), s_state,
+                   QReadout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"],
+                                  config.units, s_state, s_in, range_scale(*ranges["output"])))
+
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
+    @property
+    def state_size(self) -> int:
+        return self.config.units
+
+    def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = np.float32(self.config.leak)
+        pre = requantize(self.w_in(x) + self.w(state) + self.bias, self.preact_scale)
+        state = requantize((np.float32(1.0) - a) * state + a * np.tanh(pre), self.state_scale)
+        return self.readout(state, x), state

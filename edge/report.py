@@ -1,0 +1,72 @@
+"""The human-readable description of a model that `rnnedge info` and `rnnedge train` print."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .artifact import Artifact, quantized_names, weight_shapes
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+def describe(art: Artifact) -> str:
+    m = art.manifest
+    c = art.config
+    shapes = weight_shapes(c)
+    params = sum(int(np.prod(s)) for s in shapes.values())
+    nonzero = sum(int(np.count_nonzero(art.weights[n])) for n in shapes)
+    q_params = sum(int(np.prod(shapes[n])) for n in quantized_names(c))
+    lines = [f"model {art.model_id}  {art.path}"]
+    if c.kind == "gru":
+        lines.append(f"  kind        gru: input {c.input_size}, hidden {c.hidden} x {c.layers} layer(s), "
+                     f"state {c.state_size}")
+    else:
+        lines.append(f"  kind        esn: input {c.input_size}, {c.units} units, spectral radius "
+                     f"{c.spectral_radius}, leak {c.leak}, density {c.density}, input scaling "
+                     f"{c.input_scaling}, bias scaling {c.bias_scaling}, seed {c.seed}")
+    lines.append(f"  features    {', '.join(art.features)}")
+    lines.append(f"  serving     {m['precision']} (warm-up {m.get('warmup', 0)} samples)")
+    files = ", ".join(f"{name} {_kib(f['bytes'])}" for name, f in m["files"].items())
+    lines.append(f"  size        {params} parameters ({nonzero} non-zero): float32 {_kib(4 * params)}, "
+                 f"int8 {_kib(q_params + 4 * (params - q_params))}; files {files}")
+    metrics = m.get("metrics", {})
+    if metrics:
+        err = [f"persistence {metrics['persistence_rmse']:.4f}", f"float {metrics['float_rmse']:.4f}"]
+        if "int8_rmse" in metrics:
+            err.append(f"int8 {metrics['int8_rmse']:.4f}")
+        lines.append(f"  forecast    held-out RMSE (normalised): {', '.join(err)} "
+                     f"on {metrics['heldout_rows']} rows; fit on {metrics['fit_rows']}")
+        if "esn" in metrics:
+            lines.append(f"  readout     ridge {metrics['esn']['ridge']:.0e} chosen on the held-out tail")
+        if "gru" in metrics:
+            g = metrics["gru"]
+            lines.append(f"  training    {g['epochs']} epochs, best {g['best_epoch']}, "
+                         f"{metrics['train_seconds']:.1f} s in all")
+    pr = m.get("pruning")
+    if pr:
+        per = ", ".join(f"{k} {v:.1%}" for k, v in pr["per_matrix"].items())
+        lines.append(f"  pruning     sparsity {pr['overall']:.1%} (target {pr['target_sparsity']:.0%}), "
+                     f"{pr['units_removed']} unit(s) removed; RMSE {pr['rmse_before']:.4f} -> {pr['rmse_after']:.4f}")
+        lines.append(f"              {per}")
+    q = m.get("quantization")
+    if q:
+        e = q["int8_vs_float"]
+        lines.append(f"  int8        forecast vs float: max |diff| {e['max_abs']:.4f}, RMSE {e['rmse']:.4f} "
+                     "(normalised units)")
+        ranges = ", ".join(f"{k} [{lo:.2f}, {hi:.2f}]" for k, (lo, hi) in q["activations"].items())
+        lines.append(f"              ranges {ranges}")
+    a = art.alerts
+    lines.append(f"  alerts      score >= {a.threshold:.6g} for {a.raise_after} raises, < {a.clear_threshold:.6g} "
+                 f"for {a.clear_after} clears, cooldown {a.cooldown}")
+    s = art.scorer
+    lines.append(f"  scorer      distance at p{100 * s.knots_p[-1]:.1f} = {s.knots_d[-1]:.3f}, "
+                 f"exponential tail mean excess {s.tail_beta:.3f}")
+    pv = m.get("provenance", {})
+    if pv:
+        d = pv["data"]
+        vers = ", ".join(f"{k} {v}" for k, v in pv["versions"].items())
+        lines.append(f"  provenance  {d['file']} ({d['rows']} rows, sha256 {d['sha256'][:12]}), seed {pv['seed']}, "
+                     f"{pv['created']}; {vers}")
+    return "\n".join(lines)

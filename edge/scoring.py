@@ -1,0 +1,90 @@
+"""From forecast residuals to a calibrated anomaly score in [0, 1].
+
+residual e = x_t - y_hat_{t-1} (normalised units, float32[B, D])
+  -> distance d = sqrt(mean_i ((e_i - center_i) / scale_i)^2), the RMS of standardised residuals
+  -> score = F(d), the distribution function of d on held-out normal data: the empirical CDF up
+     to a tail quantile, an exponential tail fitted to the exceedances beyond it.
+
+Because the score is a calibrated probability, the threshold for a target per-sample false-alarm
+rate r is simply 1 - r; the exponential tail keeps scores distinguishable far beyond anything seen
+in calibration (0.999 vs 0.999999) instead of saturating at 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ArtifactError, ConfigError
+
+_KNOTS = 64
+
+
+@dataclass(frozen=True)
+class Scorer:
+    center: np.ndarray   # float32[D]
+    scale: np.ndarray    # float32[D]
+    knots_d: np.ndarray  # float64[K], non-decreasing distances
+    knots_p: np.ndarray  # float64[K], their CDF values, last one = the tail quantile
+    tail_beta: float     # mean excess of d over knots_d[-1]
+
+    @classmethod
+    def fit(cls, residuals: np.ndarray, *, tail_count: int = 10) -> "Scorer":
+        """Calibrate on residuals float[N, D] of held-out normal data (N >= 2 * tail_count)."""
+        residuals = np.asarray(residuals, np.float64)
+        n = residuals.shape[0]
+        if n < 2 * tail_count or not np.isfinite(residuals).all():
+            raise ConfigError(f"Scorer.fit needs at least {2 * tail_count} finite residual rows; got {n}"
+                              + ("" if np.isfinite(residuals).all() else " with NaN/inf"))
+        center = residuals.mean(axis=0)
+        spread = residuals.std(axis=0)
+        scale = np.maximum(spread, 1e-6 * max(1.0, float(spread.max())))
+        d = np.sqrt(np.mean(((residuals - center) / scale) ** 2, axis=1))
+        p_tail = min(0.99, 1.0 - tail_count / n)
+        knots_p = np.linspace(0.0, p_tail, _KNOTS)
+        knots_d = np.maximum.accumulate(np.quantile(d, knots_p))
+        excess = d[d > knots_d[-1]] - knots_d[-1]
+        beta = float(excess.mean()) if excess.size else max(0.1 * float(knots_d[-1]), 1e-6)
+        return cls(center.astype(np.float32), scale.astype(np.float32), knots_d, knots_p, beta)
+
+    def distance(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """residual float32[B, D] -> (d float32[B], per-channel share of d^2 float32[B, D])."""
+        z2 = ((residual - self.center) / self.scale) ** 2
+        d2 = z2.mean(axis=1)
+        share = z2 / np.maximum(z2.sum(axis=1, keepdims=True), np.float32(1e-30))
+        return np.sqrt(d2), share
+
+    def score(self, d: np.ndarray) -> np.ndarray:
+        """d float[B] -> score float64[B] in [0, 1]; higher is more anomalous."""
+        d = np.asarray(d, np.float64)
+        d_tail, p_tail = self.knots_d[-1], self.knots_p[-1]
+        body = np.interp(d, self.knots_d, self.knots_p)
+        tail = 1.0 - (1.0 - p_tail) * np.exp(-np.maximum(d - d_tail, 0.0) / self.tail_beta)
+        return np.where(d <= d_tail, body, tail)
+
+    def to_dict(self) -> dict:
+        return {"center": self.center.tolist(), "scale": self.scale.tolist(),
+                "knots_d": self.knots_d.tolist(), "knots_p": self.knots_p.tolist(),
+                "tail_beta": self.tail_beta}
+
+    @classmethod
+    def from_dict(cls, d: dict, input_size: int) -> "Scorer":
+        try:
+            s = cls(np.asarray(d["center"], np.float32), np.asarray(d["scale"], np.float32),
+                    np.asarray(d["knots_d"], np.float64), np.asarray(d["knots_p"], np.float64),
+                    float(d["tail_beta"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ArtifactError(f"manifest.json: scorer section is malformed: {e!r}") from None
+        for name in ("center", "scale"):
+            if getattr(s, name).shape != (input_size,):
+                raise ArtifactError(f"manifest.json: scorer.{name} has {getattr(s, name).shape[0] if getattr(s, name).ndim else 0} "
+                                    f"values, the model has {input_size} input channels")
+        if not (np.isfinite(s.knots_d).all() and np.isfinite(s.knots_p).all() and np.isfinite(s.scale).all()
+                and np.isfinite(s.center).all()):
+            raise ArtifactError("manifest.json: scorer holds NaN or infinity")
+        if (s.knots_d.shape != s.knots_p.shape or s.knots_d.size < 2 or (np.diff(s.knots_d) < 0).any()
+                or (np.diff(s.knots_p) <= 0).any() or (s.scale <= 0).any() or not s.tail_beta > 0):
+            raise ArtifactError("manifest.json: scorer knots must be non-decreasing, equally many, and "
+                                "scale and tail_beta positive")
+        return s

@@ -1,0 +1,88 @@
+"""Model shapes and hyper-parameters: frozen dataclasses that the manifest stores verbatim."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .errors import ArtifactError
+from .validation import check_float, check_int
+
+
+@dataclass(frozen=True)
+class GRUConfig:
+    """A GRU forecaster: `layers` stacked GRUs of width `hidden`, linear readout over [h_top; x]."""
+
+    input_size: int = 1
+    hidden: int = 32
+    layers: int = 1
+
+    def __post_init__(self) -> None:
+        check_int("GRUConfig", "input_size", self.input_size, 1, 4096)
+        check_int("GRUConfig", "hidden", self.hidden, 1, 4096)
+        check_int("GRUConfig", "layers", self.layers, 1, 2)
+
+    kind = "gru"
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden * self.layers
+
+
+@dataclass(frozen=True)
+class ESNConfig:
+    """A leaky echo-state network: s' = (1 - leak) s + leak tanh(W_in x + W s + b); readout over [s; x].
+
+    The reservoir (W_in, W, b) is drawn from `seed`: uniform(-1, 1) entries, W kept with
+    probability `density` and rescaled to `spectral_radius`, W_in times `input_scaling`,
+    b times `bias_scaling`.
+    """
+
+    input_size: int = 1
+    units: int = 200
+    spectral_radius: float = 0.9
+    leak: float = 0.3
+    input_scaling: float = 0.5
+    density: float = 0.1
+    bias_scaling: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("ESNConfig", "input_size", self.input_size, 1, 4096)
+        check_int("ESNConfig", "units", self.units, 2, 8192)
+        check_float("ESNConfig", "spectral_radius", self.spectral_radius, 0.0, 2.0, lo_open=True)
+        check_float("ESNConfig", "leak", self.leak, 0.0, 1.0, lo_open=True)
+        check_float("ESNConfig", "input_scaling", self.input_scaling, 0.0, 100.0, lo_open=True)
+        check_float("ESNConfig", "density", self.density, 0.0, 1.0, lo_open=True)
+        check_float("ESNConfig", "bias_scaling", self.bias_scaling, 0.0, 100.0)
+        check_int("ESNConfig", "seed", self.seed, 0, 2**32 - 1)
+
+    kind = "esn"
+
+    @property
+    def state_size(self) -> int:
+        return self.units
+
+
+CONFIGS = {"gru": GRUConfig, "esn": ESNConfig}
+ModelConfig = GRUConfig | ESNConfig
+
+
+def config_to_dict(config: ModelConfig) -> dict:
+    return {"kind": config.kind, **asdict(config)}
+
+
+def config_from_dict(d: dict) -> ModelConfig:
+    """Rebuild a config from a manifest's `model` section, naming any unknown or bad key."""
+    d = dict(d)
+    kind = d.pop("kind", None)
+    if kind not in CONFIGS:
+        raise ArtifactError(f"manifest.json: model.kind must be one of {sorted(CONFIGS)}, got {kind!r}")
+    cls = CONFIGS[kind]
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ArtifactError(f"manifest.json: unknown key(s) in model section for kind {kind!r}: {unknown}")
+    try:
+        return cls(**d)
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"manifest.json: model section: {e}") from None

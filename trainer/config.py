@@ -1,0 +1,78 @@
+"""Training configuration: one frozen dataclass per component, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge.specs import ESNConfig, GRUConfig
+from edge.errors import ConfigError
+from edge.validation import check_float, check_int
+
+
+@dataclass(frozen=True)
+class GRUTrainConfig:
+    """Truncated BPTT with Adam: `lanes` contiguous slices of the series stepped in parallel, in
+    windows of `window` steps with the hidden state carried (detached) from window to window."""
+
+    epochs: int = 150
+    lr: float = 3e-3
+    window: int = 64
+    lanes: int = 16
+    clip: float = 1.0
+    patience: int = 12
+
+    def __post_init__(self) -> None:
+        check_int("GRUTrainConfig", "epochs", self.epochs, 1, 100_000)
+        check_float("GRUTrainConfig", "lr", self.lr, 0.0, 1.0, lo_open=True)
+        check_int("GRUTrainConfig", "window", self.window, 2, 100_000)
+        check_int("GRUTrainConfig", "lanes", self.lanes, 1, 4096)
+        check_float("GRUTrainConfig", "clip", self.clip, 0.0, 1e6, lo_open=True)
+        check_int("GRUTrainConfig", "patience", self.patience, 1, 100_000)
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Structured pruning of `units` (a fraction of hidden units, removed), then gradual magnitude
+    pruning to `sparsity` per weight matrix in `steps` steps of a cubic schedule, each followed by
+    `finetune_epochs` epochs of training with the masks held."""
+
+    sparsity: float = 0.0
+    units: float = 0.0
+    steps: int = 4
+    finetune_epochs: int = 8
+
+    def __post_init__(self) -> None:
+        check_float("PruneConfig", "sparsity", self.sparsity, 0.0, 0.99)
+        check_float("PruneConfig", "units", self.units, 0.0, 0.9)
+        check_int("PruneConfig", "steps", self.steps, 1, 100)
+        check_int("PruneConfig", "finetune_epochs", self.finetune_epochs, 1, 10_000)
+
+    @property
+    def active(self) -> bool:
+        return self.sparsity > 0 or self.units > 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `rnnedge train` decides. The held-out tail (`val_fraction` of the rows) chooses
+    the ESN ridge and stops GRU training early, then calibrates the scorer; it is never fitted on."""
+
+    model: GRUConfig | ESNConfig = field(default_factory=ESNConfig)
+    gru: GRUTrainConfig = field(default_factory=GRUTrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    int8: bool = False
+    seed: int = 0
+    val_fraction: float = 0.2
+    washout: int = 50
+    false_alarm_rate: float = 1e-3
+    raise_after: int = 3
+    clear_after: int = 5
+    cooldown: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("TrainConfig", "seed", self.seed, 0, 2**32 - 1)
+        check_float("TrainConfig", "val_fraction", self.val_fraction, 0.05, 0.5)
+        check_int("TrainConfig", "washout", self.washout, 0, 100_000)
+        if self.prune.active and self.model.kind != "gru":
+            raise ConfigError("Pruning applies to GRU models; an ESN's reservoir is sparse by "
+                              "construction (set its density instead)")

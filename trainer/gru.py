@@ -1,0 +1,121 @@
+"""The GRU forecaster in torch, and its training by truncated BPTT with early stopping.
+
+The torch model knows nothing of training; its parameters carry the same names and layout as the
+numpy reference (`weight_ih_l0`, ..., `readout.weight`), so `weights()` loads there unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge.specs import GRUConfig
+
+from .config import GRUTrainConfig
+from .progress import progress
+
+
+class TorchGRU(nn.Module):
+    """y_hat_t = readout([h_t^L; x_t]) with h from an nn.GRU; state float[B, L*H] like the reference."""
+
+    def __init__(self, config: GRUConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.gru = nn.GRU(config.input_size, config.hidden, config.layers, batch_first=True)
+        self.readout = nn.Linear(config.hidden + config.input_size, config.input_size)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: [B, T, D], state: [B, L*H] -> (y_hat [B, T, D], state [B, L*H])."""
+        c = self.config
+        h0 = None if state is None else state.reshape(-1, c.layers, c.hidden).transpose(0, 1).contiguous()
+        out, h = self.gru(x, h0)
+        return self.readout(torch.cat([out, x], dim=-1)), h.transpose(0, 1).reshape(x.shape[0], -1)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Parameters in the reference's names, float32 numpy."""
+        return {name.removeprefix("gru."): p.detach().cpu().numpy().astype(np.float32)
+                for name, p in self.named_parameters()}
+
+    @classmethod
+    def from_weights(cls, config: GRUConfig, w: Mapping[str, np.ndarray]) -> "TorchGRU":
+        model = cls(config)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(torch.from_numpy(np.asarray(w[name.removeprefix("gru.")])))
+        return model
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch for a block without disturbing the caller's RNG or determinism settings."""
+    was = torch.are_deterministic_algorithms_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was)
+
+
+def forecast_mse(model: TorchGRU, z: np.ndarray, start: int) -> float:
+    """Closed-loop (state fed back from the zero state) one-step MSE on targets z[start:]."""
+    with torch.no_grad():
+        y, _ = model(torch.from_numpy(z[None, :-1]))
+        err = y[0, start - 1:] - torch.from_numpy(z[start:])
+    return float((err ** 2).mean())
+
+
+def _lanes(z: np.ndarray, cfg: GRUTrainConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Cut the fit series into contiguous lanes: inputs and targets [lanes, m, D], and the window."""
+    n = len(z) - 1
+    lanes = max(1, min(cfg.lanes, n // cfg.window))
+    m = n // lanes
+    x = torch.from_numpy(np.ascontiguousarray(z[:lanes * m].reshape(lanes, m, -1)))
+    y = torch.from_numpy(np.ascontiguousarray(z[1:lanes * m + 1].reshape(lanes, m, -1)))
+    return x, y, min(cfg.window, m)
+
+
+def fit_gru(model: TorchGRU, z: np.ndarray, n_fit: int, cfg: GRUTrainConfig, *, epochs: int | None = None,
+            masks: Mapping[str, torch.Tensor] | None = None, desc: str = "train gru") -> dict:
+    """Train in place on z[:n_fit] (normalised, float32[n, D]); early-stop on the held-out z[n_fit:].
+
+    `masks` (parameter name -> 0/1 tensor) are held during training: pruned weights stay zero.
+    Leaves the model at its best held-out epoch; returns {"epochs", "best_epoch", "val_mse"}.
+    """
+    x, y, window = _lanes(z[:n_fit], cfg)
+    params = dict(model.named_parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    best = (forecast_mse(model, z, n_fit), 0, copy.deepcopy(model.state_dict()))
+    epochs = epochs or cfg.epochs
+    bar = progress(range(1, epochs + 1), desc=desc)
+    for epoch in bar:
+        state = None
+        model.train()
+        for t0 in range(0, x.shape[1] - window + 1, window):
+            opt.zero_grad()
+            pred, state = model(x[:, t0:t0 + window], state)
+            loss = ((pred - y[:, t0:t0 + window]) ** 2).mean()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            state = state.detach()
+            if masks:
+                with torch.no_grad():
+                    for name, mask in masks.items():
+                        params[name].mul_(mask)
+        model.eval()
+        val = forecast_mse(model, z, n_fit)
+        if val < best[0]:
+            best = (val, epoch, copy.deepcopy(model.state_dict()))
+        bar.set_postfix(val_mse=f"{val:.4f}", best=f"{best[0]:.4f}")
+        if epoch - best[1] >= cfg.patience:
+            break
+    bar.close()
+    model.load_state_dict(best[2])
+    return {"epochs": epoch, "best_epoch": best[1], "val_mse": best[0]}

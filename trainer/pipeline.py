@@ -1,0 +1,157 @@
+"""`rnnedge train` end to end: read, split, normalise, fit, prune, quantize, calibrate, save.
+
+Split: the first rows fit the model; the held-out tail (val_fraction of the rows) chooses the ESN
+ridge or stops GRU training, measures every forecast error reported, and calibrates the scorer.
+Normalisation is fitted on the fit rows only.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import edge
+from edge.alerts import AlertConfig
+from edge.artifact import Normalizer, save_artifact
+from edge.cell import Cell, run
+from edge.data import Series
+from edge.errors import DataError
+from edge.esn import ESNCell, ESNInt8Cell
+from edge.gru import GRUCell, GRUInt8Cell
+from edge.scoring import Scorer
+from edge.specs import GRUConfig, config_to_dict
+
+from .config import TrainConfig
+from .esn import fit_esn
+from .quantize import calibrate, quantize_weights
+
+MIN_ROWS = 100
+
+
+def split_rows(n: int, val_fraction: float) -> int:
+    """The number of fit rows; the rest is the held-out tail."""
+    if n < MIN_ROWS:
+        raise DataError(f"training needs at least {MIN_ROWS} rows, got {n}")
+    return n - max(20, int(val_fraction * n))
+
+
+def fit_normalizer(values: np.ndarray) -> Normalizer:
+    mean = values.mean(axis=0)
+    std = values.std(axis=0)
+    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)  # a flat channel: unit scale
+    return Normalizer(mean.astype(np.float32), std.astype(np.float32))
+
+
+def residuals(cell: Cell, z: np.ndarray, start: int) -> np.ndarray:
+    """One-step residuals z[t] - y_hat[t - 1] for t >= start, the state fed back from zero."""
+    y, _ = run(cell, z[:-1])
+    return z[start:] - y[start - 1:]
+
+
+def rmse(e: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(e, dtype=np.float64))))
+
+
+def _cells(config, weights, ranges=None):
+    float_cell = (GRUCell if config.kind == "gru" else ESNCell).from_weights(config, weights)
+    if ranges is None:
+        return float_cell, None
+    int8_cls = GRUInt8Cell if config.kind == "gru" else ESNInt8Cell
+    return float_cell, int8_cls.from_weights(config, weights, ranges)
+
+
+def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
+    """Train on `series` and write the artifact directory `out`; returns its path."""
+    t0 = time.perf_counter()
+    values = series.values
+    n = len(values)
+    n_fit = split_rows(n, cfg.val_fraction)
+    d = values.shape[1]
+    model_cfg = cfg.model
+    if model_cfg.input_size != d:
+        model_cfg = replace(model_cfg, input_size=d)
+    norm = fit_normalizer(values[:n_fit])
+    z = norm.normalize(values)
+    metrics: dict = {"rows": n, "fit_rows": n_fit, "heldout_rows": n - n_fit,
+                     "persistence_rmse": rmse(z[n_fit:] - z[n_fit - 1:-1])}
+    pruning = None
+    if model_cfg.kind == "esn":
+        weights, report = fit_esn(model_cfg, z, n_fit, cfg.washout, int8=cfg.int8)
+        metrics["esn"] = report
+    else:
+        weights, model_cfg, metrics["gru"], pruning = _train_gru(model_cfg, z, n_fit, cfg)
+    float_cell, _ = _cells(model_cfg, weights)
+    metrics["float_rmse"] = rmse(residuals(float_cell, z, n_fit))
+
+    quantization = None
+    calibration = {}
+    if cfg.int8:
+        ranges, calibration = calibrate(float_cell, z[:n_fit])
+        weights.update(quantize_weights(model_cfg, weights))
+        _, int8_cell = _cells(model_cfg, weights, ranges)
+        y_float, _ = run(float_cell, z[:-1])
+        y_int8, _ = run(int8_cell, z[:-1])
+        metrics["int8_rmse"] = rmse(residuals(int8_cell, z, n_fit))
+        quantization = {"scheme": "int8 symmetric; weights per output channel, activations per tensor",
+                        "activations": ranges,
+                        "int8_vs_float": {"max_abs": float(np.abs(y_int8 - y_float)[n_fit - 1:].max()),
+                                          "rmse": rmse((y_int8 - y_float)[n_fit - 1:])}}
+        serving = int8_cell
+    else:
+        _, calibration = calibrate(float_cell, z[:n_fit])
+        serving = float_cell
+    scorer = Scorer.fit(residuals(serving, z, n_fit))
+    alerts = AlertConfig.for_false_alarm_rate(cfg.false_alarm_rate, raise_after=cfg.raise_after,
+                                              clear_after=cfg.clear_after, cooldown=cfg.cooldown)
+    metrics["train_seconds"] = time.perf_counter() - t0
+    manifest = {
+        "model": config_to_dict(model_cfg),
+        "features": series.columns,
+        "normalization": norm.to_dict(),
+        "precision": "int8" if cfg.int8 else "float32",
+        "warmup": cfg.washout,
+        "quantization": quantization,
+        "pruning": pruning,
+        "scorer": scorer.to_dict(),
+        "alerts": alerts.to_dict(),
+        "metrics": metrics,
+        "provenance": _provenance(series, cfg),
+    }
+    return save_artifact(out, manifest, weights, calibration)
+
+
+def _train_gru(model_cfg: GRUConfig, z: np.ndarray, n_fit: int, cfg: TrainConfig):
+    from .gru import TorchGRU, fit_gru, seeded
+    from .prune import prune_gru
+
+    with seeded(cfg.seed):
+        model = TorchGRU(model_cfg)
+        report = fit_gru(model, z, n_fit, cfg.gru)
+        pruning = None
+        if cfg.prune.active:
+            dense_rmse = rmse(residuals(GRUCell.from_weights(model.config, model.weights()), z, n_fit))
+            model, prune_report = prune_gru(model, z, n_fit, cfg.gru, cfg.prune)
+            pruning = {"target_sparsity": cfg.prune.sparsity, "target_units": cfg.prune.units,
+                       **prune_report, "rmse_before": dense_rmse,
+                       "rmse_after": rmse(residuals(GRUCell.from_weights(model.config, model.weights()), z, n_fit))}
+    return model.weights(), model.config, report, pruning
+
+
+def _provenance(series: Series, cfg: TrainConfig) -> dict:
+    versions = {"rnnedge": edge.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    if cfg.model.kind == "gru":
+        import torch
+        versions["torch"] = torch.__version__
+    return {"data": {"file": Path(series.path).name, "sha256": series.sha256, "rows": len(series.values),
+                     "columns": series.columns},
+            "seed": cfg.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions,
+            "train_config": {"val_fraction": cfg.val_fraction, "washout": cfg.washout, "int8": cfg.int8,
+                             "false_alarm_rate": cfg.false_alarm_rate,
+                             "gru": asdict(cfg.gru) if cfg.model.kind == "gru" else None,
+                             "prune": asdict(cfg.prune) if cfg.prune.active else None}}
