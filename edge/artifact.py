@@ -116,15 +116,22 @@ class Artifact:
 
     def cell(self, precision: str | None = None) -> Cell:
         precision = precision or self.precision
-        float_cell = {"gru": gru.GRUCell, "esn": esn.ESNCell}[self.config.kind]
-        if precision == "float32":
-            return float_cell.from_weights(self.config, self.weights)
-        if precision == "int8":
-            if self.activation_ranges is None:
-                raise ArtifactError(f"{self.path}: this model was not quantized; train it with --int8")
-            int8_cell = {"gru": gru.GRUInt8Cell, "esn": esn.ESNInt8Cell}[self.config.kind]
-            return int8_cell.from_weights(self.config, self.weights, self.activation_ranges)
+        if precision == "int8" and self.activation_ranges is None:
+            raise ArtifactError(f"{self.path}: this model was not quantized; train it with --int8")
+        return build_cell(self.config, self.weights, precision, self.activation_ranges)
+
+
+_CELLS = {("gru", "float32"): gru.GRUCell, ("gru", "int8"): gru.GRUInt8Cell,
+          ("esn", "float32"): esn.ESNCell, ("esn", "int8"): esn.ESNInt8Cell}
+
+
+def build_cell(config: ModelConfig, weights: Mapping[str, np.ndarray], precision: str = "float32",
+               ranges: Mapping[str, tuple[float, float]] | None = None) -> Cell:
+    """The numpy reference cell of `config` at `precision` (int8 needs the activation ranges)."""
+    if precision not in PRECISIONS:
         raise ArtifactError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+    cls = _CELLS[config.kind, precision]
+    return cls.from_weights(config, weights) if precision == "float32" else cls.from_weights(config, weights, ranges)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

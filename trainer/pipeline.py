@@ -17,12 +17,10 @@ import numpy as np
 
 import edge
 from edge.alerts import AlertConfig
-from edge.artifact import Normalizer, save_artifact
+from edge.artifact import Normalizer, build_cell, save_artifact
 from edge.cell import Cell, run
 from edge.data import Series
 from edge.errors import DataError
-from edge.esn import ESNCell, ESNInt8Cell
-from edge.gru import GRUCell, GRUInt8Cell
 from edge.scoring import Scorer
 from edge.specs import GRUConfig, config_to_dict
 
@@ -47,22 +45,18 @@ def fit_normalizer(values: np.ndarray) -> Normalizer:
     return Normalizer(mean.astype(np.float32), std.astype(np.float32))
 
 
-def residuals(cell: Cell, z: np.ndarray, start: int) -> np.ndarray:
-    """One-step residuals z[t] - y_hat[t - 1] for t >= start, the state fed back from zero."""
-    y, _ = run(cell, z[:-1])
-    return z[start:] - y[start - 1:]
+def forecasts(cell: Cell, z: np.ndarray) -> np.ndarray:
+    """y[t] forecasts z[t + 1], stepping z[:-1] with the state fed back from zero: float32[n - 1, D]."""
+    return run(cell, z[:-1])[0]
+
+
+def heldout_rmse(cell: Cell, z: np.ndarray, n_fit: int) -> float:
+    """One-step forecast RMSE on the held-out rows z[n_fit:]."""
+    return rmse(z[n_fit:] - forecasts(cell, z)[n_fit - 1:])
 
 
 def rmse(e: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(e, dtype=np.float64))))
-
-
-def _cells(config, weights, ranges=None):
-    float_cell = (GRUCell if config.kind == "gru" else ESNCell).from_weights(config, weights)
-    if ranges is None:
-        return float_cell, None
-    int8_cls = GRUInt8Cell if config.kind == "gru" else ESNInt8Cell
-    return float_cell, int8_cls.from_weights(config, weights, ranges)
 
 
 def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
@@ -80,32 +74,30 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     metrics: dict = {"rows": n, "fit_rows": n_fit, "heldout_rows": n - n_fit,
                      "persistence_rmse": rmse(z[n_fit:] - z[n_fit - 1:-1])}
     pruning = None
+    t_fit = time.perf_counter()
     if model_cfg.kind == "esn":
         weights, report = fit_esn(model_cfg, z, n_fit, cfg.washout, int8=cfg.int8)
         metrics["esn"] = report
     else:
         weights, model_cfg, metrics["gru"], pruning = _train_gru(model_cfg, z, n_fit, cfg)
-    float_cell, _ = _cells(model_cfg, weights)
-    metrics["float_rmse"] = rmse(residuals(float_cell, z, n_fit))
+    metrics["fit_seconds"] = time.perf_counter() - t_fit  # training (and pruning), nothing else
+    float_cell = build_cell(model_cfg, weights)
+    y_float = forecasts(float_cell, z)
+    metrics["float_rmse"] = rmse(z[n_fit:] - y_float[n_fit - 1:])
+    ranges, calibration = calibrate(float_cell, z[:n_fit])
 
     quantization = None
-    calibration = {}
+    y_serving = y_float
     if cfg.int8:
-        ranges, calibration = calibrate(float_cell, z[:n_fit])
         weights.update(quantize_weights(model_cfg, weights))
-        _, int8_cell = _cells(model_cfg, weights, ranges)
-        y_float, _ = run(float_cell, z[:-1])
-        y_int8, _ = run(int8_cell, z[:-1])
-        metrics["int8_rmse"] = rmse(residuals(int8_cell, z, n_fit))
+        int8_cell = build_cell(model_cfg, weights, "int8", ranges)
+        y_serving = y_int8 = forecasts(int8_cell, z)
+        metrics["int8_rmse"] = rmse(z[n_fit:] - y_int8[n_fit - 1:])
+        gap = (y_int8 - y_float)[n_fit - 1:]
         quantization = {"scheme": "int8 symmetric; weights per output channel, activations per tensor",
                         "activations": ranges,
-                        "int8_vs_float": {"max_abs": float(np.abs(y_int8 - y_float)[n_fit - 1:].max()),
-                                          "rmse": rmse((y_int8 - y_float)[n_fit - 1:])}}
-        serving = int8_cell
-    else:
-        _, calibration = calibrate(float_cell, z[:n_fit])
-        serving = float_cell
-    scorer = Scorer.fit(residuals(serving, z, n_fit))
+                        "int8_vs_float": {"max_abs": float(np.abs(gap).max()), "rmse": rmse(gap)}}
+    scorer = Scorer.fit(z[n_fit:] - y_serving[n_fit - 1:])
     alerts = AlertConfig.for_false_alarm_rate(cfg.false_alarm_rate, raise_after=cfg.raise_after,
                                               clear_after=cfg.clear_after, cooldown=cfg.cooldown)
     metrics["train_seconds"] = time.perf_counter() - t0
@@ -131,14 +123,16 @@ def _train_gru(model_cfg: GRUConfig, z: np.ndarray, n_fit: int, cfg: TrainConfig
 
     with seeded(cfg.seed):
         model = TorchGRU(model_cfg)
+        t0 = time.perf_counter()
         report = fit_gru(model, z, n_fit, cfg.gru)
+        report["seconds"] = time.perf_counter() - t0
         pruning = None
         if cfg.prune.active:
-            dense_rmse = rmse(residuals(GRUCell.from_weights(model.config, model.weights()), z, n_fit))
+            dense_rmse = heldout_rmse(build_cell(model.config, model.weights()), z, n_fit)
             model, prune_report = prune_gru(model, z, n_fit, cfg.gru, cfg.prune)
             pruning = {"target_sparsity": cfg.prune.sparsity, "target_units": cfg.prune.units,
                        **prune_report, "rmse_before": dense_rmse,
-                       "rmse_after": rmse(residuals(GRUCell.from_weights(model.config, model.weights()), z, n_fit))}
+                       "rmse_after": heldout_rmse(build_cell(model.config, model.weights()), z, n_fit)}
     return model.weights(), model.config, report, pruning
 
 

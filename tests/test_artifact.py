@@ -1,0 +1,129 @@
+"""The artifact round-trips, and each damaged artifact is refused with a typed, specific error."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edge.artifact import load_artifact, model_id, sha256_file
+from edge.errors import (ArtifactError, DigestMismatchError, MissingFileError, NonFiniteError,
+                         SchemaVersionError, ShapeMismatchError)
+
+from .conftest import train_small
+
+
+@pytest.fixture(scope="module")
+def esn_dir(tmp_path_factory, sine_csv):
+    return train_small("esn", tmp_path_factory.mktemp("esn"), sine_csv)
+
+
+@pytest.fixture
+def copy(esn_dir, tmp_path):
+    dst = tmp_path / "model"
+    shutil.copytree(esn_dir, dst)
+    return dst
+
+
+def _rewrite_weights(path, mutate):
+    """Change weights.npz and re-record its digest, so only the content check can catch it."""
+    with np.load(path / "weights.npz") as z:
+        w = {k: z[k] for k in z.files}
+    mutate(w)
+    np.savez_compressed(path / "weights.npz", **w)
+    m = json.loads((path / "manifest.json").read_text())
+    m["files"]["weights.npz"]["sha256"] = sha256_file(path / "weights.npz")
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def _edit_manifest(path, edit):
+    m = json.loads((path / "manifest.json").read_text())
+    edit(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def test_round_trip(esn_dir, tmp_path):
+    art = load_artifact(esn_dir)
+    assert art.config.kind == "esn" and art.precision == "int8"
+    assert art.model_id == model_id(art.config, art.weights)
+    shutil.copytree(esn_dir, tmp_path / "again")
+    again = load_artifact(tmp_path / "again")
+    assert again.model_id == art.model_id
+    for k in art.weights:
+        np.testing.assert_array_equal(again.weights[k], art.weights[k])
+    # no pickle anywhere: every array loads with allow_pickle=False
+    with np.load(esn_dir / "weights.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_missing_manifest(copy):
+    (copy / "manifest.json").unlink()
+    with pytest.raises(MissingFileError, match="manifest.json: missing"):
+        load_artifact(copy)
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(MissingFileError, match="no such model directory"):
+        load_artifact(tmp_path / "nope")
+
+
+def test_missing_weights(copy):
+    (copy / "weights.npz").unlink()
+    with pytest.raises(MissingFileError, match=r"weights\.npz: missing"):
+        load_artifact(copy)
+
+
+def test_digest_mismatch(copy):
+    data = bytearray((copy / "calibration.npz").read_bytes())
+    data[-30] ^= 0xFF
+    (copy / "calibration.npz").write_bytes(bytes(data))
+    with pytest.raises(DigestMismatchError, match=r"calibration\.npz: sha256 is"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("version", [2, 0, "1"])
+def test_unknown_schema_version(copy, version):
+    _edit_manifest(copy, lambda m: m.update(schema_version=version))
+    with pytest.raises(SchemaVersionError, match=f"schema_version {version!r}"):
+        load_artifact(copy)
+
+
+def test_shape_inconsistent_with_manifest(copy):
+    _edit_manifest(copy, lambda m: m["model"].update(units=41))
+    with pytest.raises(ShapeMismatchError, match=r"array 'w_in' has shape \[40, 2\].*needs \[41, 2\]"):
+        load_artifact(copy)
+
+
+def test_missing_array(copy):
+    _rewrite_weights(copy, lambda w: w.pop("w.q"))
+    with pytest.raises(ShapeMismatchError, match="missing array 'w.q'"):
+        load_artifact(copy)
+
+
+def test_nan_weights(copy):
+    def poison(w):
+        w["readout.weight"][0, 3] = np.nan
+    _rewrite_weights(copy, poison)
+    with pytest.raises(NonFiniteError, match="'readout.weight' holds 1 NaN/inf"):
+        load_artifact(copy)
+
+
+def test_bad_json_and_kind_and_keys(copy):
+    _edit_manifest(copy, lambda m: m["model"].update(kind="lstm"))
+    with pytest.raises(ArtifactError, match="model.kind must be one of"):
+        load_artifact(copy)
+    _edit_manifest(copy, lambda m: m["model"].update(kind="esn", colour="red"))
+    with pytest.raises(ArtifactError, match=r"unknown key\(s\).*colour"):
+        load_artifact(copy)
+    (copy / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not valid JSON"):
+        load_artifact(copy)
+
+
+def test_normalization_and_scorer_checked(copy):
+    _edit_manifest(copy, lambda m: m["normalization"].update(std=[1.0, 0.0]))
+    with pytest.raises(ArtifactError, match="std must be positive"):
+        load_artifact(copy)
+    _edit_manifest(copy, lambda m: (m["normalization"].update(std=[1.0, 1.0]), m["scorer"].update(center=[0.0])))
+    with pytest.raises(ArtifactError, match="scorer.center has 1 values"):
+        load_artifact(copy)

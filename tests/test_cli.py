@@ -1,0 +1,74 @@
+"""The `rnnedge` command through its installed entry point, as a user runs it."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import DAILY, TAXI
+
+RNNEDGE = Path(sys.executable).with_name("rnnedge")
+
+
+def cli(*args, check=True):
+    cmd = [str(RNNEDGE)] if RNNEDGE.exists() else [sys.executable, "-m", "edge.cli"]
+    r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(f"exit {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def test_help_has_examples():
+    for sub in ("train", "info", "detect"):
+        out = cli(sub, "--help").stdout
+        assert "examples:" in out and f"rnnedge {sub}" in out
+
+
+def test_train_info_detect_esn_on_nab(tmp_path):
+    model = tmp_path / "taxi-esn"
+    out = cli("train", TAXI, "--kind", "esn", "--int8", "-o", model).stdout
+    assert "kind        esn: input 1, 200 units" in out and "serving     int8" in out
+    info = cli("info", model).stdout
+    for field in ("kind", "size", "forecast", "int8", "alerts", "scorer", "provenance", "nyc_taxi.csv"):
+        assert field in info
+    manifest = json.loads(cli("info", model, "--json").stdout)
+    assert manifest["model"]["kind"] == "esn" and manifest["precision"] == "int8"
+    det = cli("detect", model, TAXI, "--from-row", 8000, "--scores", tmp_path / "s.csv").stdout
+    assert det.splitlines()[-1].endswith("alert(s) raised")
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0] == "timestamp,value,score,event" and len(lines) == 10321
+
+
+@pytest.mark.slow
+def test_train_gru_pruned_int8(tmp_path):
+    model = tmp_path / "gru"
+    out = cli("train", DAILY, "--kind", "gru", "--hidden", 8, "--epochs", 3, "--prune", 0.5,
+              "--prune-steps", 2, "--finetune-epochs", 1, "--int8", "-o", model).stdout
+    achieved = float(re.search(r"pruning     sparsity ([\d.]+)% \(target 50%\)", out).group(1))
+    assert abs(achieved - 50) <= 1 and "int8        forecast vs float" in out
+
+
+def test_errors_are_one_line_with_exit_1(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n2024-01-01 00:00,1\n2024-01-01 00:05,x\n")
+    r = cli("train", bad, "-o", tmp_path / "m", check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"Error: {bad}: line 3: column 'value': 'x' is not a number"
+    r = cli("info", tmp_path / "nothing", check=False)
+    assert r.returncode == 1 and r.stderr.startswith("Error: ") and r.stderr.count("\n") == 1
+    (tmp_path / "m2").mkdir()
+    (tmp_path / "m2" / "x").write_text("keep me")
+    r = cli("train", TAXI, "-o", tmp_path / "m2", check=False)
+    assert r.returncode == 1 and "--force" in r.stderr
+    r = cli("train", TAXI, "--units", 0, "-o", tmp_path / "m3", check=False)
+    assert r.returncode == 1
+    assert "The 'units' parameter of ESNConfig must be an int in [2, 8192]. Got 0 instead." in r.stderr
+
+
+def test_usage_errors_exit_2():
+    assert cli("train", check=False).returncode == 2
+    assert cli("frobnicate", check=False).returncode == 2
+    assert cli("train", TAXI, "-o", "x", "--kind", "lstm", check=False).returncode == 2

@@ -1,0 +1,108 @@
+"""Training: deterministic, honest splits, ESN ridge selection, pruning and int8 figures recorded."""
+
+import numpy as np
+import pytest
+
+from edge.artifact import load_artifact
+from edge.data import read_csv
+from edge.gru import GRUCell
+from edge.specs import ESNConfig, GRUConfig
+from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig
+from trainer.pipeline import split_rows, train
+
+from .conftest import DAILY, TAXI, train_small
+
+
+def _same_weights(a, b):
+    assert a.weights.keys() == b.weights.keys()
+    for k in a.weights:
+        np.testing.assert_array_equal(a.weights[k], b.weights[k], err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["esn", "gru"])
+def test_same_seed_same_model(kind, tmp_path, sine_csv):
+    a = load_artifact(train_small(kind, tmp_path / "a", sine_csv))
+    b = load_artifact(train_small(kind, tmp_path / "b", sine_csv))
+    _same_weights(a, b)
+    assert a.model_id == b.model_id
+    c = load_artifact(train_small(kind, tmp_path / "c", sine_csv, seed=1))
+    if kind == "gru":
+        assert c.model_id != a.model_id
+
+
+def test_normalisation_fitted_on_fit_rows_only(tmp_path, sine_csv):
+    art = load_artifact(train_small("esn", tmp_path / "m", sine_csv))
+    values = read_csv(sine_csv).values
+    n_fit = split_rows(len(values), 0.2)
+    np.testing.assert_allclose(art.normalizer.mean, values[:n_fit].mean(axis=0), rtol=1e-5)
+    assert art.manifest["metrics"]["fit_rows"] == n_fit
+
+
+def test_heldout_tail_is_never_fitted(tmp_path):
+    """Poisoning the held-out tail moves the ridge choice and the calibration, never the reservoir
+    or the normalisation; and the fit part alone determines the readout for a given ridge."""
+    series = read_csv(DAILY)
+    n_fit = split_rows(len(series.values), 0.2)
+    cfg = TrainConfig(model=ESNConfig(units=50))
+    a = load_artifact(train(series, cfg, tmp_path / "a"))
+    poisoned = series.values.copy()
+    poisoned[n_fit:] *= 3.0
+    b = load_artifact(train(type(series)(series.timestamps, poisoned, series.columns, series.path, "x"), cfg, tmp_path / "b"))
+    np.testing.assert_array_equal(a.normalizer.mean, b.normalizer.mean)
+    np.testing.assert_array_equal(a.weights["w"], b.weights["w"])
+    if a.manifest["metrics"]["esn"]["ridge"] == b.manifest["metrics"]["esn"]["ridge"]:
+        np.testing.assert_array_equal(a.weights["readout.weight"], b.weights["readout.weight"])
+
+
+def test_esn_beats_persistence_on_nab(tmp_path):
+    """The ridge chosen on the held-out tail forecasts better than repeating the last value."""
+    series = read_csv(TAXI).head(4000)
+    art = load_artifact(train(series, TrainConfig(model=ESNConfig(units=150)), tmp_path / "m"))
+    m = art.manifest["metrics"]
+    assert m["float_rmse"] < 0.9 * m["persistence_rmse"]
+    assert min(m["esn"]["grid"].values()) == pytest.approx(m["esn"]["val_mse"])
+
+
+@pytest.mark.slow
+def test_gru_prunes_to_target_and_int8(tmp_path):
+    series = read_csv(DAILY).head(2000)
+    cfg = TrainConfig(model=GRUConfig(hidden=16), gru=GRUTrainConfig(epochs=10, window=32),
+                      prune=PruneConfig(sparsity=0.5, units=0.25, steps=3, finetune_epochs=2), int8=True)
+    art = load_artifact(train(series, cfg, tmp_path / "m"))
+    pr = art.manifest["pruning"]
+    assert art.config.hidden == 12 and pr["units_removed"] == 4           # H really shrank
+    assert abs(pr["overall"] - 0.5) <= 0.01
+    for name, s in pr["per_matrix"].items():  # exactly round(S * size) zeros in each matrix
+        assert np.sum(art.weights[name] == 0) == round(0.5 * art.weights[name].size), name
+        assert abs(np.mean(art.weights[name] == 0) - s) < 1e-9
+    assert pr["rmse_before"] > 0 and pr["rmse_after"] > 0
+    m = art.manifest["metrics"]
+    assert m["int8_rmse"] <= 1.25 * m["float_rmse"] + 0.02
+    # the int8 weights of a pruned matrix keep its zeros
+    assert (art.weights["weight_hh_l0.q"][art.weights["weight_hh_l0"] == 0] == 0).all()
+
+
+def test_structured_pruning_keeps_the_function_of_kept_units(tmp_path, sine_csv):
+    """Removing zero units changes nothing; the narrower model is a real GRU of width H - k."""
+    from trainer.gru import TorchGRU, seeded
+    from trainer.prune import prune_units
+    with seeded(0):
+        model = TorchGRU(GRUConfig(input_size=2, hidden=10, layers=2))
+    z = (read_csv(sine_csv).values[:200] - 10) / 3
+    same = prune_units(model, z, 0.0)
+    assert same.config.hidden == 10
+    small = prune_units(model, z, 0.3)
+    assert small.config.hidden == 7
+    for name, a in small.weights().items():
+        assert np.isfinite(a).all(), name
+    from edge.cell import run
+    y, _ = run(GRUCell.from_weights(small.config, small.weights()), z)
+    assert y.shape == (200, 2)
+
+
+def test_int8_esn_error_close_to_float(tmp_path):
+    series = read_csv(TAXI).head(3000)
+    art = load_artifact(train(series, TrainConfig(model=ESNConfig(units=100), int8=True), tmp_path / "m"))
+    m = art.manifest["metrics"]
+    assert m["int8_rmse"] <= 1.25 * m["float_rmse"] + 0.02
+    assert m["float_rmse"] < m["persistence_rmse"]
