@@ -23,6 +23,18 @@ class Cell(Protocol):
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
+class ConfigShapes:
+    """input_size and state_size read off the cell's `config` (for the dataclass cells)."""
+
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
+    @property
+    def state_size(self) -> int:
+        return self.config.state_size
+
+
 def init_state(cell: Cell, batch: int = 1) -> np.ndarray:
     """The zero state for `batch` streams: float32[B, S]."""
     return np.zeros((batch, cell.state_size), np.float32)

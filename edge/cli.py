@@ -172,7 +172,7 @@ def cmd_info(args) -> int:
 def cmd_detect(args) -> int:
     import numpy as np
 
-    from .alerts import CLEARED, RAISED
+    from .alerts import RAISED
     from .artifact import load_artifact
     from .detector import Detector
     art = load_artifact(args.model)
@@ -188,7 +188,7 @@ def cmd_detect(args) -> int:
     for t in np.flatnonzero(out["events"] != 0):
         if t < args.from_row:
             continue
-        event = "raised" if out["events"][t] == RAISED else "cleared" if out["events"][t] == CLEARED else "?"
+        event = "raised" if out["events"][t] == RAISED else "cleared"
         raised += event == "raised"
         vals = ", ".join(f"{c}={v:.6g}" for c, v in zip(series.columns, series.values[t]))
         print(f"{_iso(series.timestamps[t])}  row {t:>6}  {event:<7}  score {out['score'][t]:.6f}  {vals}")

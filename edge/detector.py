@@ -10,6 +10,7 @@ import numpy as np
 from .alerts import AlertState, alert_step
 from .artifact import Artifact
 from .cell import init_state
+from .errors import DataError
 
 
 @dataclass
@@ -58,12 +59,16 @@ class Detector:
 
     def run(self, values: np.ndarray) -> dict[str, np.ndarray]:
         """Score one recorded stream values float[T, D] sample by sample, as the runtime would."""
-        st = self.init(1)
         values = np.asarray(values, np.float32)
+        if values.ndim != 2 or values.shape[1] != self.cell.input_size:
+            raise DataError(f"Detector.run needs values float[T, {self.cell.input_size}] "
+                            f"({', '.join(self.artifact.features)}), got shape {list(values.shape)}")
+        st = self.init(1)
         out = {"score": np.empty(len(values)), "events": np.empty(len(values), np.int8),
                "forecast": np.empty(values.shape, np.float32)}
         for t in range(len(values)):
             st, r = self.step(st, values[t:t + 1])
             out["score"][t], out["events"][t] = r.score[0], r.events[0]
-            out["forecast"][t] = self.normalizer.denormalize(st.forecast)[0]
+            out["forecast"][t] = st.forecast[0]
+        out["forecast"] = self.normalizer.denormalize(out["forecast"])  # of the next sample, raw units
         return out

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .cell import QReadout, Readout
+from .cell import ConfigShapes, QReadout, Readout
 from .errors import ConfigError
 from .quant import QLinear, range_scale, requantize
 from .specs import ESNConfig
@@ -45,7 +45,7 @@ def make_reservoir(c: ESNConfig) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class ESNCell:
+class ESNCell(ConfigShapes):
     """float32 reference step."""
 
     config: ESNConfig
@@ -58,14 +58,6 @@ class ESNCell:
     def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray]) -> "ESNCell":
         f = lambda name: np.ascontiguousarray(w[name], np.float32)  # noqa: E731
         return cls(config, f("w_in"), f("w"), f("bias"), Readout(f("readout.weight"), f("readout.bias")))
-
-    @property
-    def input_size(self) -> int:
-        return self.config.input_size
-
-    @property
-    def state_size(self) -> int:
-        return self.config.units
 
     def reservoir_step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> np.ndarray:
         a = np.float32(self.config.leak)
@@ -81,7 +73,7 @@ class ESNCell:
 
 
 @dataclass(frozen=True)
-class ESNInt8Cell:
+class ESNInt8Cell(ConfigShapes):
     """The int8 step (see GRUInt8Cell for the scheme): integer matmuls, pre-activation and state
     rounded onto their calibrated int8 grids, the leaky tanh update in float32."""
 
@@ -104,14 +96,6 @@ class ESNInt8Cell:
                    range_scale(*ranges["preact"]), s_state,
                    QReadout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"],
                                   config.units, s_state, s_in, range_scale(*ranges["output"])))
-
-    @property
-    def input_size(self) -> int:
-        return self.config.input_size
-
-    @property
-    def state_size(self) -> int:
-        return self.config.units
 
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a = np.float32(self.config.leak)

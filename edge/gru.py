@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .cell import QReadout, Readout, sigmoid
+from .cell import ConfigShapes, QReadout, Readout, sigmoid
 from .quant import QLinear, range_scale, requantize
 from .specs import GRUConfig
 
@@ -49,7 +49,7 @@ def _gates(gi: np.ndarray, gh: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class GRUCell:
+class GRUCell(ConfigShapes):
     """float32 reference step; see the module docstring for the equations."""
 
     config: GRUConfig
@@ -68,14 +68,6 @@ class GRUCell:
                    tuple(f(f"bias_ih_l{i}") for i in layers), tuple(f(f"bias_hh_l{i}") for i in layers),
                    Readout(f("readout.weight"), f("readout.bias")))
 
-    @property
-    def input_size(self) -> int:
-        return self.config.input_size
-
-    @property
-    def state_size(self) -> int:
-        return self.config.state_size
-
     def step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`taps`, when given, receives the matmul outputs (gi_l*, gh_l*) for range calibration."""
         hidden = self.config.hidden
@@ -92,7 +84,7 @@ class GRUCell:
 
 
 @dataclass(frozen=True)
-class GRUInt8Cell:
+class GRUInt8Cell(ConfigShapes):
     """The int8 step: what a full-integer target computes, up to its lookup-table nonlinearities.
 
     Matmuls are int8 x int8 with exact int32 accumulation, requantized per output channel; each
@@ -129,14 +121,6 @@ class GRUInt8Cell:
             QReadout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"],
                            config.hidden, s_state, s_in, range_scale(*ranges["output"])),
         )
-
-    @property
-    def input_size(self) -> int:
-        return self.config.input_size
-
-    @property
-    def state_size(self) -> int:
-        return self.config.state_size
 
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hidden = self.config.hidden

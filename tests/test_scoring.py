@@ -79,3 +79,11 @@ def test_detector_alerts_on_injected_spike(small_model):
     assert len(raised) >= 1 and 400 <= raised[0] <= 410
     assert (out["score"][:small_model.manifest["warmup"] + 1] == 0).all()
     assert out["score"][400:406].min() > 0.999
+
+
+def test_detector_refuses_wrong_width(small_model):
+    from edge.detector import Detector
+    from edge.errors import DataError
+    d = small_model.config.input_size
+    with pytest.raises(DataError, match=rf"needs values float\[T, {d}\].*got shape \[10, {d + 1}\]"):
+        Detector(small_model).run(np.zeros((10, d + 1), np.float32))
