@@ -77,11 +77,11 @@ class Scorer:
         except (KeyError, TypeError, ValueError) as e:
             raise ArtifactError(f"manifest.json: scorer section is malformed: {e!r}") from None
         for name in ("center", "scale"):
-            if getattr(s, name).shape != (input_size,):
-                raise ArtifactError(f"manifest.json: scorer.{name} has {getattr(s, name).shape[0] if getattr(s, name).ndim else 0} "
-                                    f"values, the model has {input_size} input channels")
-        if not (np.isfinite(s.knots_d).all() and np.isfinite(s.knots_p).all() and np.isfinite(s.scale).all()
-                and np.isfinite(s.center).all()):
+            a = getattr(s, name)
+            if a.shape != (input_size,):
+                raise ArtifactError(f"manifest.json: scorer.{name} has {a.size} values, "
+                                    f"the model has {input_size} input channels")
+        if not all(np.isfinite(a).all() for a in (s.center, s.scale, s.knots_d, s.knots_p)):
             raise ArtifactError("manifest.json: scorer holds NaN or infinity")
         if (s.knots_d.shape != s.knots_p.shape or s.knots_d.size < 2 or (np.diff(s.knots_d) < 0).any()
                 or (np.diff(s.knots_p) <= 0).any() or (s.scale <= 0).any() or not s.tail_beta > 0):

@@ -34,11 +34,6 @@ def sine_series(n: int = 1200, d: int = 1, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def daily_series():
-    return read_csv(DAILY)
-
-
-@pytest.fixture(scope="session")
 def sine_csv(tmp_path_factory) -> Path:
     return write_csv(tmp_path_factory.mktemp("data") / "sine.csv", sine_series(1200, 2), names=("a", "b"))
 
