@@ -134,7 +134,7 @@ def build_cell(config: ModelConfig, weights: Mapping[str, np.ndarray], precision
     return cls.from_weights(config, weights) if precision == "float32" else cls.from_weights(config, weights, ranges)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -162,7 +162,7 @@ def save_artifact(path: str | Path, manifest: dict, weights: Mapping[str, np.nda
     config = config_from_dict(manifest["model"])
     full = {"format": FORMAT, "schema_version": SCHEMA_VERSION,
             "model_id": model_id(config, weights), **manifest, "files": files}
-    _atomic_write(path / MANIFEST, (json.dumps(full, indent=2) + "\n").encode())
+    atomic_write(path / MANIFEST, (json.dumps(full, indent=2) + "\n").encode())
     return path
 
 
@@ -268,6 +268,12 @@ def load_artifact(path: str | Path) -> Artifact:
             raise ShapeMismatchError(f"{CALIBRATION}: array {name!r} must be float32[N, {width}], "
                                      f"got {None if a is None else list(a.shape)}")
         _check_array(CALIBRATION, name, a, a.shape, "float32")
+    stream = calibration.get("stream")  # optional: the training data's last rows, raw units
+    if stream is not None:
+        if stream.ndim != 2 or stream.shape[1] != d:
+            raise ShapeMismatchError(f"{CALIBRATION}: array 'stream' must be float32[T, {d}], "
+                                     f"got {list(stream.shape)}")
+        _check_array(CALIBRATION, "stream", stream, stream.shape, "float32")
 
     features = manifest["features"]
     if not isinstance(features, list) or len(features) != d or not all(isinstance(f, str) for f in features):

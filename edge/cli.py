@@ -14,6 +14,7 @@ from pathlib import Path
 from .errors import MissingDependencyError, RnnEdgeError
 
 HOST_INSTALL = "pip install torch==2.13.0 'rnnedge[host]'"
+_TARGET_NAMES = ("onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8")
 
 
 def _examples(*lines: str) -> str:
@@ -117,7 +118,195 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", metavar="CSV", help="also write timestamp,value...,score,event per row")
     _csv_args(p)
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("profiles", formatter_class=fmt, help="list the known devices and what each allows",
+                       description="The firmware profiles shipped in firmware_profiles/: runtime, delegate, "
+                                   "targets, op set, flash/RAM budgets and per-step latency budget.",
+                       epilog=_examples("rnnedge profiles", "rnnedge profiles --json"))
+    p.add_argument("--json", action="store_true", help="print every profile as JSON")
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("convert", formatter_class=fmt, help="emit ONNX/TFLite targets, verify them, check a profile",
+                       description="Write the step graph as ONNX and TFLite targets next to the model, prove each "
+                                   "one against the numpy reference over a long closed-loop stream (float32 to "
+                                   "1e-5, float16 to 1e-2, int8 alert decisions on >= 99%% of steps), measure "
+                                   "size, memory and step time, and with --profile check them against a device. "
+                                   "Fails when a target misses its gate or the device's budget.",
+                       epilog=_examples(
+                           "rnnedge convert models/taxi-gru --targets onnx,onnx-int8,tflite,tflite-fp16,tflite-int8",
+                           "rnnedge convert models/taxi-gru --profile raspberry-pi-4",
+                           "rnnedge convert models/taxi-gru --profile esp32-s3 --data data.csv"))
+    p.add_argument("model", help="model directory")
+    p.add_argument("--targets", metavar="A,B", help="targets to emit (default: the profile's, else all "
+                                                     "the model allows): " + ", ".join(_TARGET_NAMES))
+    p.add_argument("--profile", metavar="NAME", help="firmware profile name or .toml path")
+    p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
+    _csv_args(p)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("verify", formatter_class=fmt, help="re-prove converted targets against the reference",
+                       description="Step every converted target in its real interpreter next to the numpy "
+                                   "reference over a recorded stream, state fed back, and report forecast error, "
+                                   "state drift and alert agreement. Exit 1 when a target misses its gate.",
+                       epilog=_examples("rnnedge verify models/taxi-gru --data data.csv",
+                                        "rnnedge verify models/taxi-gru --targets tflite-int8"))
+    p.add_argument("model", help="model directory")
+    p.add_argument("--targets", metavar="A,B", help="targets to verify (default: every converted one)")
+    p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    _csv_args(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("deploy", formatter_class=fmt, help="convert for a device and pack one deploy bundle",
+                       description="Convert and check the targets a firmware profile takes, then write one tar "
+                                   "archive with the model, those targets, the profile name and a runtime "
+                                   "config, every file with its sha256. `rnnedge run` takes it as it is.",
+                       epilog=_examples("rnnedge deploy models/taxi-gru --profile raspberry-pi-4 -o taxi.rpi4.tar"))
+    p.add_argument("model", help="model directory")
+    p.add_argument("--profile", required=True, metavar="NAME", help="firmware profile name or .toml path")
+    p.add_argument("-o", "--out", required=True, help="bundle file to write (.tar)")
+    p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
+    _csv_args(p)
+    p.set_defaults(func=cmd_deploy)
     return parser
+
+
+def _host(what: str) -> None:
+    try:
+        import ai_edge_litert  # noqa: F401
+        import ai_edge_quantizer  # noqa: F401
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError(f"{what} needs {e.name}; install the host extras: {HOST_INSTALL}") from None
+
+
+def _stream(args, art):
+    """The raw stream targets are verified on: --data, else the rows stored at training."""
+    if args.data:
+        args.columns = args.columns or ",".join(art.features)
+        series = _read(args)
+        return series.values, f"{args.data} ({len(series.values)} rows)"
+    stream = art.calibration.get("stream")
+    if stream is None:
+        raise RnnEdgeError(f"{art.path} stores no verification stream (trained by an older rnnedge); pass --data CSV")
+    return stream, f"the last {len(stream)} training rows stored in {art.path.name}/calibration.npz"
+
+
+def _target_list(text: str | None, art, profile) -> list[str]:
+    if text:
+        return [t.strip() for t in text.split(",") if t.strip()]
+    if profile is not None:
+        return list(profile.targets)
+    from .targets import TARGETS
+    return [n for n, t in TARGETS.items() if t.precision != "int8" or art.activation_ranges is not None]
+
+
+def _convert(args, art, names, profile):
+    from converters.convert import GateError, convert
+    from converters.verify import table
+    values, source = _stream(args, art)
+    print(f"model {art.model_id} ({art.config.kind}); verifying on {source}")
+    try:
+        done, _ = convert(art, names, values, source, profile=profile)
+    except GateError:
+        from converters.convert import read_record
+        _print_record(read_record(art.path), names)
+        raise
+    _print_record({"targets": {c.target: {"file": c.path.name, "bytes": c.path.stat().st_size,
+                                          "convert_seconds": c.seconds, "parity": c.parity.to_dict(),
+                                          "facts": c.facts.to_dict()} for c in done}}, names)
+    if profile is not None:
+        print(f"fits profile {profile.name} ({profile.runtime}/{profile.delegate})")
+    return done
+
+
+def _print_record(record: dict | None, names: list[str]) -> None:
+    from converters.verify import Parity, table
+    if not record:
+        return
+    rows = [("target", "file", "bytes", "convert", "ops", "weights", "activations", "step B=1 here")]
+    found = [n for n in names if n in record["targets"]]
+    for n in found:
+        r = record["targets"][n]
+        f = r["facts"]
+        act = f"{f['activation_bytes']} B" + (" (TFLM arena)" if f["arena_measured"] else "")
+        rows.append((n, r["file"], str(r["bytes"]), f"{r['convert_seconds']:.2f} s", str(len(f["ops"])),
+                     f"{f['weight_bytes']} B", act, f"{f['step_us']:.1f} us"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+    print()
+    print(table([Parity(**record["targets"][n]["parity"]) for n in found]))
+
+
+def cmd_profiles(args) -> int:
+    from dataclasses import asdict
+
+    from converters.profiles import all_profiles
+    profs = all_profiles()
+    if args.json:
+        print(json.dumps([asdict(p) for p in profs], indent=2))
+        return 0
+    rows = [("profile", "runtime/delegate", "targets", "flash", "ram", "step budget", "speed factor")]
+    for p in profs:
+        rows.append((p.name, f"{p.runtime}/{p.delegate}", ",".join(p.targets), f"{p.flash_kib} KiB",
+                     f"{p.ram_kib} KiB", f"{p.step_budget_us:g} us", f"x{p.speed_factor:g}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .artifact import load_artifact
+    _host("convert")
+    from converters.profiles import load_profile
+    art = load_artifact(args.model)
+    profile = load_profile(args.profile) if args.profile else None
+    _convert(args, art, _target_list(args.targets, art, profile), profile)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .artifact import load_artifact
+    from .targets import TARGETS, open_target
+    _host("verify")
+    from converters.verify import table, verify
+    art = load_artifact(args.model)
+    names = _target_list(args.targets, art, None)
+    present = [n for n in names if (art.path / TARGETS[n].file).is_file()]
+    if not present:
+        raise RnnEdgeError(f"{art.path}: no converted targets among {names}; run `rnnedge convert` first")
+    values, source = _stream(args, art)
+    results = [verify(art, n, open_target(art.path / TARGETS[n].file, n, art.config), values) for n in present]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(f"model {art.model_id} ({art.config.kind}); verified on {source}")
+        print(table(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_deploy(args) -> int:
+    from dataclasses import asdict
+
+    from .artifact import load_artifact
+    from .bundle import make_bundle
+    from .targets import TARGETS
+    _host("deploy")
+    from converters.profiles import load_profile
+    art = load_artifact(args.model)
+    profile = load_profile(args.profile)
+    names = [n for n in profile.targets if TARGETS[n].precision != "int8" or art.activation_ranges is not None]
+    if not names:
+        raise RnnEdgeError(f"profile {profile.name} takes only {profile.targets}; train the model with --int8")
+    _convert(args, art, names, profile)
+    serve = names[0]
+    runtime = {"target": serve, "backend": TARGETS[serve].format, "precision": TARGETS[serve].precision,
+               "interpreter": profile.runtime, "delegate": profile.delegate, "mqtt": asdict(profile.mqtt)}
+    out = make_bundle(art.path, names, profile.name, runtime, args.out)
+    print(f"wrote {out} ({out.stat().st_size} bytes): model {art.model_id}, targets {', '.join(names)}, "
+          f"serves {serve} on {profile.runtime}/{profile.delegate}")
+    return 0
 
 
 def cmd_train(args) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .alerts import AlertState, alert_step
 from .artifact import Artifact
-from .cell import init_state
+from .cell import Cell, init_state
 from .errors import DataError
 
 
@@ -32,11 +32,12 @@ class StepResult:
 
 
 class Detector:
-    """Serves an artifact with the numpy reference cell at `precision` (the artifact's by default)."""
+    """Serves an artifact with the numpy reference cell at `precision` (the artifact's by default),
+    or with `cell`, any step function of the same contract (an emitted target's interpreter)."""
 
-    def __init__(self, artifact: Artifact, precision: str | None = None) -> None:
+    def __init__(self, artifact: Artifact, precision: str | None = None, *, cell: Cell | None = None) -> None:
         self.artifact = artifact
-        self.cell = artifact.cell(precision)
+        self.cell = cell if cell is not None else artifact.cell(precision)
         self.normalizer = artifact.normalizer
         self.scorer = artifact.scorer
         self.alert_config = artifact.alerts

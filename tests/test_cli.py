@@ -72,3 +72,26 @@ def test_usage_errors_exit_2():
     assert cli("train", check=False).returncode == 2
     assert cli("frobnicate", check=False).returncode == 2
     assert cli("train", TAXI, "-o", "x", "--kind", "lstm", check=False).returncode == 2
+
+
+def test_profiles_convert_verify_deploy(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("ai_edge_litert")
+    model = tmp_path / "taxi-esn"
+    cli("train", TAXI, "--rows", 3000, "--kind", "esn", "--units", 60, "--int8", "-o", model)
+    out = cli("profiles").stdout
+    for name in ("raspberry-pi-4", "esp32-s3", "android-gpu", "coral-edgetpu", "jetson-orin-nano"):
+        assert name in out
+    out = cli("convert", model, "--profile", "esp32-s3").stdout
+    assert "tflite-int8" in out and "pass" in out and "fits profile esp32-s3" in out
+    out = cli("convert", model, "--targets", "onnx,tflite-fp16").stdout
+    assert "model.fp16.tflite" in out and "FAIL" not in out
+    out = cli("verify", model, "--data", TAXI).stdout
+    assert "10320" in out and out.count(" pass") == 3  # tflite-int8, onnx, tflite-fp16
+    bad = cli("convert", model, "--profile", "android-gpu", "--targets", "onnx", check=False)
+    assert bad.returncode == 1 and "do not fit profile 'android-gpu'" in bad.stderr
+    out = cli("deploy", model, "--profile", "raspberry-pi-4", "-o", tmp_path / "taxi.rpi4.tar").stdout
+    assert "serves tflite-int8 on litert/xnnpack" in out
+    from edge.bundle import open_bundle
+    b = open_bundle(tmp_path / "taxi.rpi4.tar", tmp_path / "unpacked")
+    assert b.runtime["target"] == "tflite-int8" and b.runtime["mqtt"]["qos"] == 1

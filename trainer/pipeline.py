@@ -59,6 +59,9 @@ def rmse(e: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(e, dtype=np.float64))))
 
 
+VERIFY_ROWS = 3000
+
+
 def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     """Train on `series` and write the artifact directory `out`; returns its path."""
     t0 = time.perf_counter()
@@ -85,6 +88,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     y_float = forecasts(float_cell, z)
     metrics["float_rmse"] = rmse(z[n_fit:] - y_float[n_fit - 1:])
     ranges, calibration = calibrate(float_cell, z[:n_fit])
+    calibration["stream"] = values[-VERIFY_ROWS:]  # raw rows `rnnedge verify` replays by default
 
     quantization = None
     y_serving = y_float

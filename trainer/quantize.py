@@ -30,28 +30,32 @@ def calibrate(cell: Cell, z: np.ndarray, *, size: int = REPRESENTATIVE) -> tuple
     """Step the float cell over z (normalised float32[n, D], one stream, from the zero state).
 
     Returns the activation ranges {name: [lo, hi]} and a representative set {"x": [N, D],
-    "state": [N, S]} of the inputs and the states they were stepped from, evenly spaced over z.
+    "state": [N, S]} of inputs and the states they were stepped from: `size` steps evenly spaced
+    over z, plus every step at which some channel of some calibrated tensor reaches its minimum or
+    maximum. A converter that calibrates its own per-op ranges on this set therefore sees the same
+    extremes as the whole run; evenly spaced samples alone miss them and clip the rare large value.
     """
-    lo: dict[str, float] = {}
-    hi: dict[str, float] = {}
-
-    def see(name: str, a: np.ndarray) -> None:
-        lo[name] = min(lo.get(name, np.inf), float(a.min()))
-        hi[name] = max(hi.get(name, -np.inf), float(a.max()))
-
-    pick = set(np.linspace(0, len(z) - 1, min(size, len(z))).astype(int).tolist())
-    xs, states = [], []
-    state = np.zeros((1, cell.state_size), np.float32)
-    for t in range(len(z)):
-        if t in pick:
-            xs.append(z[t])
-            states.append(state[0])
+    n = len(z)
+    taps_over_time: dict[str, list[np.ndarray]] = {}
+    states = np.empty((n + 1, cell.state_size), np.float32)
+    states[0] = 0.0
+    for t in range(n):
         taps: dict = {}
-        y, state = cell.step(z[t:t + 1], state, taps)
+        y, s = cell.step(z[t:t + 1], states[t:t + 1], taps)
+        states[t + 1] = s[0]
+        taps["output"] = y
         for name, a in taps.items():
-            see(name, a)
-        see("state", state)
-        see("output", y)
-    see("input", z)
-    ranges = {name: [lo[name], hi[name]] for name in activation_names(cell.config)}
-    return ranges, {"x": np.asarray(xs, np.float32), "state": np.asarray(states, np.float32)}
+            taps_over_time.setdefault(name, []).append(a[0])
+    series = {name: np.asarray(v) for name, v in taps_over_time.items()}
+    series["input"] = z
+    ranges = {}
+    pick = set(np.linspace(0, n - 1, min(size, n)).astype(int).tolist())
+    for name, a in series.items():
+        ranges[name] = [float(a.min()), float(a.max())]
+        pick.update(a.argmin(axis=0).tolist() + a.argmax(axis=0).tolist())
+    after = states[1:]  # the state made at step t is the state input of step t + 1
+    ranges["state"] = [float(after.min()), float(after.max())]
+    pick.update(i + 1 for i in after.argmin(axis=0).tolist() + after.argmax(axis=0).tolist() if i + 1 < n)
+    idx = np.array(sorted(pick))
+    ranges = {name: ranges[name] for name in activation_names(cell.config)}
+    return ranges, {"x": np.ascontiguousarray(z[idx], np.float32), "state": states[idx]}

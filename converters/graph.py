@@ -1,0 +1,71 @@
+"""The step graph of a model, written once against a small builder and emitted as ONNX or TFLite.
+
+    inputs:  x float32[B, D], one state tensor per GRU layer (or the reservoir) float32[B, H]
+    outputs: y_hat float32[B, D], the new state tensors float32[B, H]
+
+The graph uses only fully-connected, add, sub, mul, logistic and tanh: the op set the TFLite GPU
+delegate, TFLite Micro and the Edge TPU all accept. A GRU's three gates are three separate
+fully-connected ops rather than one split (SPLIT is not in that set), and a two-layer GRU keeps one
+state tensor per layer instead of slicing one [B, 2H] tensor; `edge.targets.split_state` /
+`join_state` map the runtime's [B, S] state onto them.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Mapping, Protocol, TypeVar
+
+import numpy as np
+
+from edge.specs import ESNConfig, GRUConfig, ModelConfig
+from edge.targets import INPUT, OUTPUT, state_names, state_widths
+
+T = TypeVar("T")
+
+
+class Builder(Protocol, Generic[T]):
+    """What a format writer implements; T is its tensor handle."""
+
+    def input(self, name: str, width: int) -> T: ...
+    def output(self, t: T, name: str, width: int) -> None: ...
+    def fc(self, x: T, w: np.ndarray, b: np.ndarray | None) -> T: ...  # x @ w.T + b, w: [O, I]
+    def add(self, a: T, b: T) -> T: ...
+    def sub(self, a: T, b: T) -> T: ...
+    def mul(self, a: T, b: T) -> T: ...
+    def scale(self, a: T, c: float) -> T: ...  # a * c
+    def sigmoid(self, a: T) -> T: ...
+    def tanh(self, a: T) -> T: ...
+
+
+def build(config: ModelConfig, weights: Mapping[str, np.ndarray], g: Builder) -> None:
+    """Emit the float32 step graph of `config` into `g`."""
+    w = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+    x = g.input(INPUT, config.input_size)
+    states = [g.input(n, width) for n, width in zip(state_names(config), state_widths(config))]
+    top, new = (_gru if isinstance(config, GRUConfig) else _esn)(config, w, g, x, states)
+    for name, s, width in zip(state_names(config), new, state_widths(config)):
+        g.output(s, f"{name}_out", width)
+    k = state_widths(config)[-1]
+    r = w["readout.weight"]
+    g.output(g.add(g.fc(top, r[:, :k], w["readout.bias"]), g.fc(x, r[:, k:], None)), OUTPUT, config.input_size)
+
+
+def _gru(c: GRUConfig, w: dict, g: Builder, x, states: list):
+    # Same equations as edge.gru; per gate, the input- and hidden-side biases of r and z fold into one.
+    inp, new = x, []
+    for layer, h in enumerate(states):
+        wi, wh = (np.split(w[f"weight_{s}_l{layer}"], 3) for s in ("ih", "hh"))
+        bi, bh = (np.split(w[f"bias_{s}_l{layer}"], 3) for s in ("ih", "hh"))
+        r = g.sigmoid(g.add(g.fc(inp, wi[0], bi[0] + bh[0]), g.fc(h, wh[0], None)))
+        z = g.sigmoid(g.add(g.fc(inp, wi[1], bi[1] + bh[1]), g.fc(h, wh[1], None)))
+        n = g.tanh(g.add(g.fc(inp, wi[2], bi[2]), g.mul(r, g.fc(h, wh[2], bh[2]))))
+        inp = g.add(n, g.mul(z, g.sub(h, n)))
+        new.append(inp)
+    return inp, new
+
+
+def _esn(c: ESNConfig, w: dict, g: Builder, x, states: list):
+    (s,) = states
+    pre = g.add(g.fc(x, w["w_in"], w["bias"]), g.fc(s, w["w"], None))
+    a = np.float32(c.leak)  # the reference computes 1 - a in float32 too
+    new = g.add(g.scale(s, float(np.float32(1.0) - a)), g.scale(g.tanh(pre), float(a)))
+    return new, [new]

@@ -1,0 +1,190 @@
+"""TFLite targets, written without TensorFlow.
+
+float32: the step graph of `graph.py` serialised directly with the flatbuffer schema that
+ai_edge_litert ships (`schema_py_generated`, object API) and `flatbuffers`, with a `serving_default`
+signature and a dynamic batch axis (shape [1, W], shape_signature [-1, W]).
+
+float16 and int8: made from that float model by ai-edge-quantizer. float16 stores the
+fully-connected weights as fp16 and DEQUANTIZEs them to float32, the layout the GPU delegate
+consumes. int8 is full-integer (static: per-channel int8 weights, int8 activations), calibrated on
+the artifact's representative samples fed as one whole batch: the quantizer's default
+moving-average update over single samples narrows the ranges far below what the stream reaches.
+Then the input x, the output y_hat and every state tensor get the artifact's calibrated ranges, and
+each state input and its output one scale, so the runtime feeds the state back without requantizing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edge.artifact import Artifact
+from edge.errors import ArtifactError
+from edge.quant import range_scale
+
+from edge.targets import INPUT, OUTPUT, split_state, state_names
+
+from . import graph
+
+SIGNATURE = "serving_default"
+
+
+class _TFLiteBuilder:
+    def __init__(self) -> None:
+        from ai_edge_litert import schema_py_generated as s
+        self.s = s
+        self.buffers = [s.BufferT()]  # buffer 0 is the empty sentinel
+        self.tensors: list = []
+        self.ops: list = []
+        self.opcodes: list[int] = []
+        self.inputs: list[int] = []
+        self.outputs: list[int] = []
+        self.renames: dict[int, str] = {}
+
+    def _tensor(self, name: str, shape: list[int], data: np.ndarray | None = None, batch: bool = False) -> int:
+        t = self.s.TensorT()
+        t.name, t.shape, t.type = name, list(shape), self.s.TensorType.FLOAT32
+        if batch:
+            t.shapeSignature = [-1, *shape[1:]]
+        if data is not None:
+            b = self.s.BufferT()
+            b.data = np.frombuffer(np.ascontiguousarray(data, np.float32).tobytes(), np.uint8)
+            self.buffers.append(b)
+            t.buffer = len(self.buffers) - 1
+        self.tensors.append(t)
+        return len(self.tensors) - 1
+
+    def _op(self, code: int, ins: list[int], width: int, options_type: int = 0, options=None) -> int:
+        if code not in self.opcodes:
+            self.opcodes.append(code)
+        out = self._tensor(f"t{len(self.tensors)}", [1, width], batch=True)
+        op = self.s.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = self.opcodes.index(code), ins, [out]
+        op.builtinOptionsType, op.builtinOptions = options_type, options
+        self.ops.append(op)
+        return out
+
+    def _width(self, t: int) -> int:
+        return self.tensors[t].shape[-1]
+
+    def _binary(self, code: int, opt_type: int, opt_cls, a: int, b: int) -> int:
+        return self._op(code, [a, b], max(self._width(a), self._width(b)), opt_type, opt_cls())
+
+    def input(self, name: str, width: int) -> int:
+        t = self._tensor(name, [1, width], batch=True)
+        self.inputs.append(t)
+        return t
+
+    def output(self, t: int, name: str, width: int) -> None:
+        self.tensors[t].name = name
+        self.outputs.append(t)
+
+    def fc(self, x: int, w: np.ndarray, b: np.ndarray | None) -> int:
+        s = self.s
+        wt = self._tensor(f"w{len(self.tensors)}", list(w.shape), w)
+        bt = -1 if b is None else self._tensor(f"b{len(self.tensors)}", [w.shape[0]], b)
+        opt = s.FullyConnectedOptionsT()
+        opt.fusedActivationFunction = s.ActivationFunctionType.NONE
+        return self._op(s.BuiltinOperator.FULLY_CONNECTED, [x, wt, bt], w.shape[0],
+                        s.BuiltinOptions.FullyConnectedOptions, opt)
+
+    def add(self, a: int, b: int) -> int:
+        s = self.s
+        return self._binary(s.BuiltinOperator.ADD, s.BuiltinOptions.AddOptions, s.AddOptionsT, a, b)
+
+    def sub(self, a: int, b: int) -> int:
+        s = self.s
+        return self._binary(s.BuiltinOperator.SUB, s.BuiltinOptions.SubOptions, s.SubOptionsT, a, b)
+
+    def mul(self, a: int, b: int) -> int:
+        s = self.s
+        return self._binary(s.BuiltinOperator.MUL, s.BuiltinOptions.MulOptions, s.MulOptionsT, a, b)
+
+    def scale(self, a: int, c: float) -> int:
+        return self.mul(a, self._tensor(f"c{len(self.tensors)}", [1], np.array([c], np.float32)))
+
+    def sigmoid(self, a: int) -> int:
+        return self._op(self.s.BuiltinOperator.LOGISTIC, [a], self._width(a))
+
+    def tanh(self, a: int) -> int:
+        return self._op(self.s.BuiltinOperator.TANH, [a], self._width(a))
+
+    def finish(self, description: str) -> bytes:
+        import flatbuffers
+        s = self.s
+        sg = s.SubGraphT()
+        sg.tensors, sg.inputs, sg.outputs, sg.operators, sg.name = (
+            self.tensors, self.inputs, self.outputs, self.ops, "main")
+        codes = []
+        for code in self.opcodes:
+            c = s.OperatorCodeT()
+            c.builtinCode, c.deprecatedBuiltinCode, c.version = code, min(code, 127), 1
+            codes.append(c)
+        sig = s.SignatureDefT()
+        sig.signatureKey, sig.subgraphIndex = SIGNATURE, 0
+
+        def tmap(i: int):
+            m = s.TensorMapT()
+            m.name, m.tensorIndex = self.tensors[i].name, i
+            return m
+        sig.inputs, sig.outputs = [tmap(i) for i in self.inputs], [tmap(i) for i in self.outputs]
+        model = s.ModelT()
+        model.version, model.description = 3, description
+        model.operatorCodes, model.subgraphs, model.buffers, model.signatureDefs = codes, [sg], self.buffers, [sig]
+        b = flatbuffers.Builder(1024)
+        b.Finish(model.Pack(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+
+def float_model(art: Artifact) -> bytes:
+    """The float32 step graph as TFLite flatbuffer bytes."""
+    b = _TFLiteBuilder()
+    graph.build(art.config, art.weights, b)
+    return b.finish(f"rnnedge step graph, model {art.model_id}: (x, state) -> (y_hat, state')")
+
+
+def write_float(art: Artifact, path: Path) -> Path:
+    Path(path).write_bytes(float_model(art))
+    return path
+
+
+def write_fp16(art: Artifact, path: Path) -> Path:
+    """fp16 fully-connected weights with DEQUANTIZE to float32: the GPU delegate's layout."""
+    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer
+    q = quantizer.Quantizer(bytearray(float_model(art)))
+    q.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.FULLY_CONNECTED,
+                             num_bits=16, algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
+    Path(path).write_bytes(bytes(q.quantize(enable_progress_report=False).quantized_model))
+    return path
+
+
+def write_int8(art: Artifact, path: Path) -> Path:
+    """Full-integer int8 (int8 weights per channel, int8 activations), calibrated on whole batches."""
+    from ai_edge_quantizer import qtyping, quantizer
+    ranges = art.activation_ranges
+    if ranges is None:
+        raise ArtifactError(f"{art.path}: int8 targets need a quantized model; train it with --int8")
+    q = quantizer.Quantizer(bytearray(float_model(art)))
+    q.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                        activation_num_bits=8, weight_num_bits=8)
+    feeds = {INPUT: art.calibration["x"], **split_state(art.config, art.calibration["state"])}
+    with warnings.catch_warnings():  # its calibrator warns that it preserves all tensors: it must
+        warnings.simplefilter("ignore", UserWarning)
+        qsvs = q.calibrate({SIGNATURE: [feeds]})
+        _pin(qsvs, art, ranges)
+        model = q.quantize(qsvs, enable_progress_report=False).quantized_model
+    Path(path).write_bytes(bytes(model))
+    return path
+
+
+def _pin(qsvs: dict, art: Artifact, ranges: dict) -> None:
+    """Give x, y_hat and every state tensor the artifact's ranges (taken over every training step);
+    symmetric, so each state input and its output get one scale."""
+    pinned = {INPUT: ranges["input"], OUTPUT: ranges["output"]}
+    for n in state_names(art.config):
+        pinned[n] = pinned[f"{n}_out"] = ranges["state"]
+    for name, (lo, hi) in pinned.items():
+        amax = range_scale(lo, hi) * 127
+        qsvs[name] = {"min": np.array(-amax, np.float32), "max": np.array(amax, np.float32)}

@@ -1,0 +1,168 @@
+"""Emitted targets and the interpreters that serve them, under the one step contract.
+
+A target is a file next to the artifact (model.onnx, model.int8.tflite, ...) holding the step
+graph with explicit state: inputs `x` and one state tensor per GRU layer (or the reservoir),
+outputs `y_hat` and `<state>_out`. `OnnxCell` and `LiteRTCell` wrap onnxruntime and ai-edge-litert
+(tflite-runtime as a fallback) so that they step exactly like the numpy reference cells:
+`step(x float32[B, D], state float32[B, S]) -> (y_hat, state')`. They hold no per-stream state;
+int8 inputs and outputs are (de)quantized at the boundary with the scales the file declares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .errors import ArtifactError, MissingDependencyError
+from .specs import GRUConfig, ModelConfig
+
+INPUT = "x"
+OUTPUT = "y_hat"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    file: str
+    format: str     # "onnx" | "tflite"
+    precision: str  # "float32" | "float16" | "int8"
+
+    @property
+    def reference_precision(self) -> str:
+        """The numpy reference it must match: int8 targets the int8 cell, the rest the float one."""
+        return "int8" if self.precision == "int8" else "float32"
+
+
+TARGETS = {t.name: t for t in (
+    Target("onnx", "model.onnx", "onnx", "float32"),
+    Target("onnx-int8", "model.int8.onnx", "onnx", "int8"),
+    Target("tflite", "model.tflite", "tflite", "float32"),
+    Target("tflite-fp16", "model.fp16.tflite", "tflite", "float16"),
+    Target("tflite-int8", "model.int8.tflite", "tflite", "int8"),
+)}
+
+
+def target(name: str) -> Target:
+    if name not in TARGETS:
+        raise ArtifactError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}")
+    return TARGETS[name]
+
+
+def state_names(config: ModelConfig) -> list[str]:
+    """The graph's state inputs; each has an output named `<name>_out`."""
+    if isinstance(config, GRUConfig) and config.layers > 1:
+        return [f"state_l{k}" for k in range(config.layers)]
+    return ["state"]
+
+
+def state_widths(config: ModelConfig) -> list[int]:
+    return [config.hidden] * config.layers if isinstance(config, GRUConfig) else [config.units]
+
+
+def split_state(config: ModelConfig, state: np.ndarray) -> dict[str, np.ndarray]:
+    """The runtime's state float32[B, S] as the graph's state inputs."""
+    bounds = np.cumsum(state_widths(config))[:-1]
+    return dict(zip(state_names(config), np.split(state, bounds, axis=1)))
+
+
+def join_state(config: ModelConfig, parts: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The graph's state outputs (keyed by input name) as one float32[B, S]."""
+    names = state_names(config)
+    return parts[names[0]] if len(names) == 1 else np.concatenate([parts[n] for n in names], axis=1)
+
+
+class OnnxCell:
+    """A target served by onnxruntime (CPU unless `providers` says otherwise)."""
+
+    def __init__(self, path: str | Path, config: ModelConfig, *, threads: int = 1,
+                 providers: list | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("serving an ONNX target needs onnxruntime: "
+                                         "pip install 'rnnedge[onnx]'") from None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = threads
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+        self.config, self.input_size, self.state_size = config, config.input_size, config.state_size
+        self._names = state_names(config)
+        self._outputs = [OUTPUT, *(f"{n}_out" for n in self._names)]
+
+    def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feeds = {INPUT: np.ascontiguousarray(x, np.float32), **split_state(self.config, state)}
+        y, *states = self.session.run(self._outputs, feeds)
+        return y, join_state(self.config, dict(zip(self._names, states)))
+
+
+def _litert_interpreter():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise MissingDependencyError("serving a TFLite target needs ai-edge-litert (or tflite-runtime): "
+                                         "pip install 'rnnedge[tflite]'") from None
+    return Interpreter
+
+
+class LiteRTCell:
+    """A target served by the LiteRT interpreter (XNNPACK on CPU), resized when B changes."""
+
+    def __init__(self, path: str | Path, config: ModelConfig, *, threads: int = 1) -> None:
+        self.interpreter = _litert_interpreter()(model_path=str(path), num_threads=threads)
+        self.config, self.input_size, self.state_size = config, config.input_size, config.state_size
+        self._batch = None
+        it = self.interpreter
+        inputs = {d["name"]: d for d in it.get_input_details()}
+        outputs = {d["name"]: d for d in it.get_output_details()}
+        missing = [n for n in (INPUT, *state_names(config)) if n not in inputs]
+        missing += [n for n in (OUTPUT, *(f"{s}_out" for s in state_names(config))) if n not in outputs]
+        if missing:
+            raise ArtifactError(f"{path}: not an rnnedge step graph for this model (no tensor {missing[0]!r})")
+        self._in = [inputs[n] for n in (INPUT, *state_names(config))]
+        self._out = [outputs[n] for n in (OUTPUT, *(f"{s}_out" for s in state_names(config)))]
+        self._resize(1)
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            for d in self._in:
+                self.interpreter.resize_tensor_input(d["index"], [batch, d["shape"][1]], strict=False)
+            self.interpreter.allocate_tensors()
+            self._batch = batch
+
+    @staticmethod
+    def _to(d: dict, a: np.ndarray) -> np.ndarray:
+        if d["dtype"] == np.float32:
+            return np.ascontiguousarray(a, np.float32)
+        scale, zero = d["quantization"]
+        return np.clip(np.rint(a / np.float32(scale)) + zero, -128, 127).astype(d["dtype"])
+
+    @staticmethod
+    def _from(d: dict, a: np.ndarray) -> np.ndarray:
+        if d["dtype"] == np.float32:
+            return a.copy()
+        scale, zero = d["quantization"]
+        return (a.astype(np.float32) - np.float32(zero)) * np.float32(scale)
+
+    def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._resize(x.shape[0])
+        it = self.interpreter
+        parts = split_state(self.config, state)
+        for d, a in zip(self._in, (x, *parts.values())):
+            it.set_tensor(d["index"], self._to(d, a))
+        it.invoke()
+        y, *states = (self._from(d, it.get_tensor(d["index"])) for d in self._out)
+        return y, join_state(self.config, dict(zip(parts, states)))
+
+
+def open_target(path: str | Path, name: str, config: ModelConfig, **kw):
+    """The cell serving target `name` from its file `path`."""
+    t = target(name)
+    if not Path(path).is_file():
+        raise ArtifactError(f"{path}: missing; run `rnnedge convert` for target {name!r}")
+    return (OnnxCell if t.format == "onnx" else LiteRTCell)(path, config, **kw)

@@ -1,0 +1,181 @@
+"""ONNX and TFLite targets in the real interpreters (onnxruntime, ai-edge-litert, tflite-micro),
+parity gates over long closed-loop streams, firmware profiles, budget checks and deploy bundles."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("ai_edge_quantizer")
+
+from converters import check, convert as conv, profiles  # noqa: E402
+from converters.verify import MIN_STEPS, verify  # noqa: E402
+from edge.bundle import BundleError, make_bundle, open_bundle  # noqa: E402
+from edge.errors import DigestMismatchError  # noqa: E402
+from edge.targets import TARGETS, open_target  # noqa: E402
+
+from .conftest import sine_series  # noqa: E402
+
+ALL = list(TARGETS)
+GPU_DELEGATE_OPS = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC", "TANH", "DEQUANTIZE"}
+
+
+@pytest.fixture(scope="module")
+def stream() -> np.ndarray:
+    """A raw 2-channel stream longer than the verification minimum, unseen by training (seed 1)."""
+    return sine_series(MIN_STEPS + 200, 2, seed=1)
+
+
+@pytest.fixture(scope="module")
+def converted(small_model, tmp_path_factory):
+    """Every target of every small model, emitted once into a scratch copy of its directory."""
+    out = tmp_path_factory.mktemp("targets")
+    return small_model, {name: conv.emit(small_model, name, out)[0] for name in ALL}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_target_passes_its_gate_in_the_real_interpreter(converted, stream, name):
+    art, paths = converted
+    p = verify(art, name, open_target(paths[name], name, art.config), stream)
+    assert p.passed, p
+    assert p.steps >= MIN_STEPS
+    if TARGETS[name].precision == "float32":
+        assert p.forecast_max <= 1e-5
+        assert p.threshold_agreement == 1.0 and p.alert_agreement == 1.0
+
+
+def test_fp16_target_holds_only_gpu_delegate_ops_and_fp16_weights(converted):
+    art, paths = converted
+    from ai_edge_litert import schema_py_generated as s
+    ops, _, _ = check._tflite_graph(paths["tflite-fp16"])
+    assert set(ops) <= GPU_DELEGATE_OPS, ops
+    assert set(ops) <= set(profiles.load_profile("android-gpu").ops)
+    m = s.ModelT.InitFromPackedBuf(paths["tflite-fp16"].read_bytes(), 0)
+    consts = [t for t in m.subgraphs[0].tensors if m.buffers[t.buffer].data is not None
+              and len(m.buffers[t.buffer].data) and len(t.shape) == 2]
+    assert consts and all(t.type == s.TensorType.FLOAT16 for t in consts)
+
+
+def test_int8_targets_share_one_scale_for_state_in_and_out(converted):
+    art, paths = converted
+    cell = open_target(paths["tflite-int8"], "tflite-int8", art.config)
+    ins = {d["name"]: d for d in cell.interpreter.get_input_details()}
+    outs = {d["name"]: d for d in cell.interpreter.get_output_details()}
+    for name in [n for n in ins if n.startswith("state")]:
+        assert ins[name]["dtype"] == np.int8
+        assert ins[name]["quantization"] == outs[f"{name}_out"]["quantization"]
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(paths["onnx-int8"])
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    for name in [i.name for i in m.graph.input if i.name.startswith("state")]:
+        assert float(inits[f"{name}_scale"]) == float(inits[f"{name}_out_scale"])
+
+
+@pytest.mark.parametrize("name", ["onnx", "tflite", "tflite-int8"])
+def test_batch_axis_is_dynamic(converted, stream, name):
+    """B streams stepped together equal each stream stepped alone."""
+    art, paths = converted
+    cell = open_target(paths[name], name, art.config)
+    z = art.normalizer.normalize(stream[:4])
+    state = np.zeros((4, art.config.state_size), np.float32)
+    y4, s4 = cell.step(z, state)
+    for b in range(4):
+        y1, s1 = cell.step(z[b:b + 1], state[b:b + 1])
+        np.testing.assert_allclose(y4[b:b + 1], y1, atol=1e-6)
+        np.testing.assert_allclose(s4[b:b + 1], s1, atol=1e-6)
+
+
+def test_microcontroller_arena_is_measured_in_tflite_micro(converted):
+    pytest.importorskip("tflite_micro")
+    art, paths = converted
+    arena = check.micro_arena(paths["tflite-int8"])
+    assert arena is not None and 1000 < arena < 200_000
+
+
+def test_shipped_profiles_load():
+    loaded = {p.name for p in profiles.all_profiles()}
+    assert {"raspberry-pi-4", "raspberry-pi-zero-2w", "jetson-orin-nano", "android-gpu", "coral-edgetpu",
+            "esp32-s3"} <= loaded
+
+
+PROFILE = (profiles.firmware_profiles.path("esp32-s3")).read_text()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('arch = "xtensa-lx7"', 'arch = "xtensa-lx7"\nflash_kb = 4'), "unknown key 'flash_kb'"),
+    (lambda t: t.replace("ram_kib = 96", 'ram_kib = "96"'), "key 'ram_kib' must be an integer"),
+    (lambda t: t.replace("speed_factor = 150.0", ""), "missing key 'speed_factor'"),
+    (lambda t: t.replace("qos = 1", 'qos = "one"'), "key 'mqtt.qos' must be an integer"),
+    (lambda t: t.replace("keepalive_s = 60", ""), "missing key 'mqtt.keepalive_s'"),
+    (lambda t: t.replace('targets = ["tflite-int8"]', 'targets = ["tflite-int4"]'), "key 'targets'"),
+    (lambda t: t.replace('precisions = ["int8"]', 'precisions = ["float32"]'), "not in precisions"),
+    (lambda t: t + "\n[[[", "not valid TOML"),
+])
+def test_malformed_profile_is_refused_naming_file_and_key(tmp_path, edit, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(edit(PROFILE))
+    with pytest.raises(profiles.ProfileError, match="bad.toml") as e:
+        profiles.load_profile(bad)
+    assert message in str(e.value)
+
+
+def test_model_too_big_for_profile_is_refused_with_table(small_model, stream, tmp_path):
+    tight = tmp_path / "tiny-mcu.toml"
+    tight.write_text(PROFILE.replace("flash_kib = 1024", "flash_kib = 1").replace("ram_kib = 96", "ram_kib = 1")
+                     .replace("step_budget_us = 50000.0", "step_budget_us = 1.0"))
+    prof = profiles.load_profile(tight)
+    with pytest.raises(conv.GateError) as e:
+        conv.convert(small_model, ["tflite-int8"], stream, "test", profile=prof, out_dir=tmp_path / "m")
+    text = str(e.value)
+    for row in ("flash", "ram", "step latency", "profile allows"):
+        assert row in text
+    record = conv.read_record(tmp_path / "m")
+    assert record["profile"]["fits"] is False and len(record["profile"]["violations"]) == 3
+
+
+def test_convert_records_targets_and_bundle_round_trips(small_model, stream, tmp_path):
+    import shutil
+
+    from edge.artifact import load_artifact
+    model = tmp_path / "model"
+    shutil.copytree(small_model.path, model)
+    art = load_artifact(model)
+    prof = profiles.load_profile("raspberry-pi-4")
+    done, violations = conv.convert(art, list(prof.targets), stream, "test", profile=prof)
+    assert not violations and {c.target for c in done} == set(prof.targets)
+    record = conv.read_record(model)
+    assert record["model_id"] == art.model_id and record["profile"]["fits"]
+    tar = make_bundle(model, list(prof.targets), prof.name, {"target": "tflite-int8"}, tmp_path / "b.tar")
+    b = open_bundle(tar, tmp_path / "unpacked")
+    assert b.artifact.model_id == art.model_id and b.index["profile"] == "raspberry-pi-4"
+    cell = open_target(b.target_path("tflite-int8"), "tflite-int8", b.artifact.config)
+    assert verify(b.artifact, "tflite-int8", cell, stream).passed
+
+    # Tampering: one byte of a target changed, an extra member, a member missing.
+    def rewrite(dst, *, flip=None, drop=None, add=None):
+        with tarfile.open(tar) as src, tarfile.open(dst, "w") as out:
+            for m in src.getmembers():
+                data = src.extractfile(m).read()
+                if m.name == drop:
+                    continue
+                if m.name == flip:
+                    data = data[:-1] + bytes([data[-1] ^ 1])
+                out.addfile(m, io.BytesIO(data))
+            if add:
+                info = tarfile.TarInfo(add)
+                info.size = 3
+                out.addfile(info, io.BytesIO(b"x=1"))
+        return dst
+
+    with pytest.raises(DigestMismatchError, match="model/model.int8.tflite"):
+        open_bundle(rewrite(tmp_path / "flip.tar", flip="model/model.int8.tflite"), tmp_path / "u1")
+    with pytest.raises(BundleError, match="evil.sh"):
+        open_bundle(rewrite(tmp_path / "extra.tar", add="model/evil.sh"), tmp_path / "u2")
+    with pytest.raises(BundleError, match="weights.npz"):
+        open_bundle(rewrite(tmp_path / "drop.tar", drop="model/weights.npz"), tmp_path / "u3")
