@@ -109,10 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "time with the model's scorer and alert machine (what the runtime "
                                    "does live) and print each alert raised and cleared.",
                        epilog=_examples("rnnedge detect models/taxi-esn data.csv",
-                                        "rnnedge detect models/taxi-esn data.csv --from-row 3400 --scores out.csv"))
+                                        "rnnedge detect models/taxi-esn data.csv --from-row 3400 --scores out.csv",
+                                        "rnnedge detect models/taxi-esn data.csv --target tflite-int8"))
     p.add_argument("model", help="model directory")
     p.add_argument("data", help="CSV with the model's feature columns")
     p.add_argument("--precision", choices=("float32", "int8"), help="default: the model's")
+    p.add_argument("--target", choices=_TARGET_NAMES,
+                   help="step a converted target in its interpreter instead of the numpy reference")
     p.add_argument("--from-row", type=int, default=0, metavar="N",
                    help="rows before N only warm the state; report alerts from row N on")
     p.add_argument("--scores", metavar="CSV", help="also write timestamp,value...,score,event per row")
@@ -194,17 +197,20 @@ def _stream(args, art):
 
 
 def _target_list(text: str | None, art, profile) -> list[str]:
+    """--targets as given; else the profile's (or every) target the model can make: int8 ones only
+    when it was trained with --int8."""
+    from .targets import TARGETS
     if text:
         return [t.strip() for t in text.split(",") if t.strip()]
-    if profile is not None:
-        return list(profile.targets)
-    from .targets import TARGETS
-    return [n for n, t in TARGETS.items() if t.precision != "int8" or art.activation_ranges is not None]
+    names = profile.targets if profile is not None else list(TARGETS)
+    names = [n for n in names if TARGETS[n].precision != "int8" or art.activation_ranges is not None]
+    if not names:
+        raise RnnEdgeError(f"profile {profile.name} takes only {profile.targets}; train the model with --int8")
+    return names
 
 
 def _convert(args, art, names, profile):
     from converters.convert import GateError, convert
-    from converters.verify import table
     values, source = _stream(args, art)
     print(f"model {art.model_id} ({art.config.kind}); verifying on {source}")
     try:
@@ -296,9 +302,7 @@ def cmd_deploy(args) -> int:
     from converters.profiles import load_profile
     art = load_artifact(args.model)
     profile = load_profile(args.profile)
-    names = [n for n in profile.targets if TARGETS[n].precision != "int8" or art.activation_ranges is not None]
-    if not names:
-        raise RnnEdgeError(f"profile {profile.name} takes only {profile.targets}; train the model with --int8")
+    names = _target_list(None, art, profile)
     _convert(args, art, names, profile)
     serve = names[0]
     runtime = {"target": serve, "backend": TARGETS[serve].format, "precision": TARGETS[serve].precision,
@@ -369,10 +373,15 @@ def cmd_detect(args) -> int:
     if series.columns != art.features:
         raise RnnEdgeError(f"{args.data}: columns {series.columns} do not match the model's features "
                            f"{art.features}; pick them with --columns")
-    det = Detector(art, args.precision)
+    if args.target:
+        from .targets import TARGETS, open_target
+        det = Detector(art, cell=open_target(art.path / TARGETS[args.target].file, args.target, art.config))
+    else:
+        det = Detector(art, args.precision)
     out = det.run(series.values)
     raised = 0
-    print(f"model {art.model_id} ({art.config.kind}, {det.cell.__class__.__name__}), "
+    served = args.target or det.cell.__class__.__name__
+    print(f"model {art.model_id} ({art.config.kind}, {served}), "
           f"threshold {art.alerts.threshold:.6g}, {len(series.values)} rows, alerts from row {args.from_row}")
     for t in np.flatnonzero(out["events"] != 0):
         if t < args.from_row:
