@@ -16,18 +16,16 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from converters.check import step_time_us  # noqa: E402
 from converters.convert import emit  # noqa: E402
 from converters.verify import verify  # noqa: E402
 from edge.artifact import load_artifact  # noqa: E402
-from edge.cell import init_state  # noqa: E402
 from edge.data import read_csv  # noqa: E402
 from edge.specs import ESNConfig, GRUConfig  # noqa: E402
 from edge.targets import TARGETS, open_target  # noqa: E402
@@ -35,20 +33,6 @@ from trainer.config import GRUTrainConfig, TrainConfig  # noqa: E402
 from trainer.pipeline import train  # noqa: E402
 
 TAXI = ROOT / "data" / "nab" / "data" / "realKnownCause" / "nyc_taxi.csv"
-
-
-def per_step_us(cell, batch: int, steps: int, repeats: int = 7) -> float:
-    x = np.random.default_rng(0).standard_normal((batch, cell.input_size)).astype(np.float32)
-    state = init_state(cell, batch)
-    for _ in range(10):
-        _, state = cell.step(x, state)
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            _, state = cell.step(x, state)
-        runs.append((time.perf_counter() - t0) / steps * 1e6)
-    return float(np.median(runs))
 
 
 def main() -> None:
@@ -74,18 +58,19 @@ def main() -> None:
             print("|---|---|---|---|---|---|---|---|---|---|")
             for prec in ("float32", "int8"):
                 cell = art.cell(prec)
-                b1, bb = per_step_us(cell, 1, steps1), per_step_us(cell, 1024, steps_b) / 1024
-                ref = {"float32": (b1, bb), "int8": (b1, bb)}[prec]
+                b1 = step_time_us(cell, steps=steps1, repeats=7)
+                bb = step_time_us(cell, batch=1024, steps=steps_b, repeats=7) / 1024
                 print(f"| numpy {prec} (reference) | — | — | {b1:.1f} | 1.00 | {bb:.3f} | 1.00 | — | — | — |")
                 for name, t in TARGETS.items():
                     if t.reference_precision != prec:
                         continue
                     path, secs = emit(art, name, Path(tmp))
                     tc = open_target(path, name, art.config)
-                    s1, sb = per_step_us(tc, 1, steps1), per_step_us(tc, 1024, steps_b) / 1024
+                    s1 = step_time_us(tc, steps=steps1, repeats=7)
+                    sb = step_time_us(tc, batch=1024, steps=steps_b, repeats=7) / 1024
                     p = verify(art, name, tc, tail)
-                    print(f"| {name} | {path.stat().st_size} | {secs:.2f} | {s1:.1f} | {ref[0] / s1:.2f} | "
-                          f"{sb:.3f} | {ref[1] / sb:.2f} | {p.forecast_max:.1e} | {p.forecast_p99:.1e} | "
+                    print(f"| {name} | {path.stat().st_size} | {secs:.2f} | {s1:.1f} | {b1 / s1:.2f} | "
+                          f"{sb:.3f} | {bb / sb:.2f} | {p.forecast_max:.1e} | {p.forecast_p99:.1e} | "
                           f"{p.alert_agreement:.2%} |")
             print()
     print("x numpy: the numpy reference's time divided by the target's (above 1: the target is faster); "

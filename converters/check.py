@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.cell import init_state
+from edge.report import text_table
 from edge.targets import target
 
 from .profiles import Profile
@@ -102,10 +103,10 @@ def micro_arena(path: Path) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def step_time_us(cell, *, steps: int = 300, repeats: int = 5) -> float:
-    """Median over `repeats` runs of the mean B = 1 step time, in microseconds."""
-    x = np.zeros((1, cell.input_size), np.float32)
-    state = init_state(cell, 1)
+def step_time_us(cell, *, batch: int = 1, steps: int = 300, repeats: int = 5) -> float:
+    """Median over `repeats` runs of the mean time of one step of `batch` streams, in microseconds."""
+    x = np.random.default_rng(0).standard_normal((batch, cell.input_size)).astype(np.float32)
+    state = init_state(cell, batch)
     for _ in range(20):
         _, state = cell.step(x, state)
     runs = []
@@ -160,5 +161,4 @@ def check(profile: Profile, found: list[Facts]) -> list[Violation]:
 
 def violations_table(rows: list[Violation]) -> str:
     table = [("target", "check", "needs", "profile allows"), *((v.target, v.check, v.needs, v.allows) for v in rows)]
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table)
+    return text_table(table)

@@ -28,7 +28,7 @@ from edge.errors import RnnEdgeError
 from edge.targets import TARGETS, open_target, target
 
 from . import onnx_target, tflite_target
-from .check import Facts, Violation, check, facts
+from .check import Facts, Violation, check, facts, violations_table
 from .profiles import Profile
 from .verify import Parity, verify
 
@@ -86,7 +86,6 @@ def convert(art: Artifact, names: list[str], values: np.ndarray, source: str, *,
     if failed:
         raise GateError(f"target(s) {', '.join(failed)} missed the parity gate; see `rnnedge verify`")
     if violations:
-        from .check import violations_table
         raise GateError(f"the targets do not fit profile {profile.name!r}:\n{violations_table(violations)}")
     return done, violations
 

@@ -53,10 +53,10 @@ _TYPES = {str: "a string", int: "an integer", float: "a number", list: "a list o
 
 
 def _check(file: Path, key: str, value: object, kind: type) -> object:
-    ok = (isinstance(value, kind) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
-                                                                      and not isinstance(value, bool))
     if kind is list:
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:  # bool is an int in Python but never a number here; an integer is a fine float
+        ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
     if not ok:
         raise ProfileError(f"{file}: key {key!r} must be {_TYPES[kind]}, got {value!r}")
     return float(value) if kind is float else value

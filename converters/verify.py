@@ -20,6 +20,7 @@ import numpy as np
 from edge.artifact import Artifact
 from edge.detector import Detector
 from edge.errors import DataError
+from edge.report import text_table
 from edge.targets import target
 
 MIN_STEPS = 2000
@@ -93,5 +94,4 @@ def table(results: list[Parity]) -> str:
                      " ".join(f"{d:.1e}" for d in p.state_drift), f"{p.threshold_agreement:.2%}",
                      f"{p.alert_agreement:.2%}", f"{p.alerts_reference}/{p.alerts_target}", p.gate,
                      "pass" if p.passed else "FAIL"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return text_table(rows)

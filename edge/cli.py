@@ -14,7 +14,6 @@ from pathlib import Path
 from .errors import MissingDependencyError, RnnEdgeError
 
 HOST_INSTALL = "pip install torch==2.13.0 'rnnedge[host]'"
-_TARGET_NAMES = ("onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8")
 
 
 def _examples(*lines: str) -> str:
@@ -32,6 +31,11 @@ def _csv_args(p: argparse.ArgumentParser) -> None:
                    help="repeated or backward timestamps: refuse, or keep file order (default: error)")
 
 
+def _verify_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
+    _csv_args(p)
+
+
 def _read(args):
     from .data import read_csv
     cols = args.columns.split(",") if args.columns else None
@@ -45,6 +49,8 @@ def _iso(ts: float) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .targets import TARGETS
+    target_names = list(TARGETS)
     parser = argparse.ArgumentParser(prog="rnnedge", description=(
         "Anomaly detection with small recurrent models (GRU, echo-state networks) on edge devices."))
     parser.add_argument("--version", action="version", version=f"rnnedge {__version__}")
@@ -114,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory")
     p.add_argument("data", help="CSV with the model's feature columns")
     p.add_argument("--precision", choices=("float32", "int8"), help="default: the model's")
-    p.add_argument("--target", choices=_TARGET_NAMES,
+    p.add_argument("--target", choices=target_names,
                    help="step a converted target in its interpreter instead of the numpy reference")
     p.add_argument("--from-row", type=int, default=0, metavar="N",
                    help="rows before N only warm the state; report alerts from row N on")
@@ -141,10 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "rnnedge convert models/taxi-gru --profile esp32-s3 --data data.csv"))
     p.add_argument("model", help="model directory")
     p.add_argument("--targets", metavar="A,B", help="targets to emit (default: the profile's, else all "
-                                                     "the model allows): " + ", ".join(_TARGET_NAMES))
+                                                     "the model allows): " + ", ".join(target_names))
     p.add_argument("--profile", metavar="NAME", help="firmware profile name or .toml path")
-    p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
-    _csv_args(p)
+    _verify_data_args(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("verify", formatter_class=fmt, help="re-prove converted targets against the reference",
@@ -155,9 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "rnnedge verify models/taxi-gru --targets tflite-int8"))
     p.add_argument("model", help="model directory")
     p.add_argument("--targets", metavar="A,B", help="targets to verify (default: every converted one)")
-    p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    _csv_args(p)
+    _verify_data_args(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("deploy", formatter_class=fmt, help="convert for a device and pack one deploy bundle",
@@ -168,8 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory")
     p.add_argument("--profile", required=True, metavar="NAME", help="firmware profile name or .toml path")
     p.add_argument("-o", "--out", required=True, help="bundle file to write (.tar)")
-    p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
-    _csv_args(p)
+    _verify_data_args(p)
     p.set_defaults(func=cmd_deploy)
     return parser
 
@@ -210,18 +213,13 @@ def _target_list(text: str | None, art, profile) -> list[str]:
 
 
 def _convert(args, art, names, profile):
-    from converters.convert import GateError, convert
+    from converters.convert import convert, read_record
     values, source = _stream(args, art)
     print(f"model {art.model_id} ({art.config.kind}); verifying on {source}")
     try:
         done, _ = convert(art, names, values, source, profile=profile)
-    except GateError:
-        from converters.convert import read_record
+    finally:  # what was measured, pass or fail (targets.json is written before any gate error)
         _print_record(read_record(art.path), names)
-        raise
-    _print_record({"targets": {c.target: {"file": c.path.name, "bytes": c.path.stat().st_size,
-                                          "convert_seconds": c.seconds, "parity": c.parity.to_dict(),
-                                          "facts": c.facts.to_dict()} for c in done}}, names)
     if profile is not None:
         print(f"fits profile {profile.name} ({profile.runtime}/{profile.delegate})")
     return done
@@ -229,6 +227,8 @@ def _convert(args, art, names, profile):
 
 def _print_record(record: dict | None, names: list[str]) -> None:
     from converters.verify import Parity, table
+
+    from .report import text_table
     if not record:
         return
     rows = [("target", "file", "bytes", "convert", "ops", "weights", "activations", "step B=1 here")]
@@ -239,8 +239,7 @@ def _print_record(record: dict | None, names: list[str]) -> None:
         act = f"{f['activation_bytes']} B" + (" (TFLM arena)" if f["arena_measured"] else "")
         rows.append((n, r["file"], str(r["bytes"]), f"{r['convert_seconds']:.2f} s", str(len(f["ops"])),
                      f"{f['weight_bytes']} B", act, f"{f['step_us']:.1f} us"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+    print(text_table(rows))
     print()
     print(table([Parity(**record["targets"][n]["parity"]) for n in found]))
 
@@ -249,6 +248,8 @@ def cmd_profiles(args) -> int:
     from dataclasses import asdict
 
     from converters.profiles import all_profiles
+
+    from .report import text_table
     profs = all_profiles()
     if args.json:
         print(json.dumps([asdict(p) for p in profs], indent=2))
@@ -257,8 +258,7 @@ def cmd_profiles(args) -> int:
     for p in profs:
         rows.append((p.name, f"{p.runtime}/{p.delegate}", ",".join(p.targets), f"{p.flash_kib} KiB",
                      f"{p.ram_kib} KiB", f"{p.step_budget_us:g} us", f"x{p.speed_factor:g}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+    print(text_table(rows))
     return 0
 
 

@@ -7,6 +7,12 @@ import numpy as np
 from .artifact import Artifact, quantized_names, weight_shapes
 
 
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows of strings (the first is the header) as left-aligned columns two spaces apart."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
 def _kib(n: float) -> str:
     return f"{n / 1024:.1f} KiB"
 
