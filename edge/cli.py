@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,6 +42,25 @@ def _read(args):
     cols = args.columns.split(",") if args.columns else None
     return read_csv(args.data, timestamp_column=args.timestamp_column, columns=cols, sep=args.sep,
                     on_missing=args.on_missing, on_unordered=args.on_unordered)
+
+
+def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("broker")
+    g.add_argument("--broker", metavar="URL", required=required,
+                   help="mqtt://host:port or mqtts://host:port" + ("" if required else
+                        " (default: $RNNEDGE_BROKER, else an embedded Mosquitto on a free loopback port)"))
+    g.add_argument("--username", help="default: $RNNEDGE_MQTT_USERNAME")
+    g.add_argument("--password-file", metavar="FILE", help="first line is the password (else $RNNEDGE_MQTT_PASSWORD)")
+    g.add_argument("--ca", metavar="PEM", help="CA certificate to verify the broker (implies TLS)")
+    g.add_argument("--cert", metavar="PEM", help="client certificate for mutual TLS")
+    g.add_argument("--key", metavar="PEM", help="client certificate key")
+    g.add_argument("--keepalive", type=int, help="seconds (default: the bundle's, else 30)")
+
+
+def _broker(args, url: str, keepalive: int):
+    from .mqtt import BrokerConfig
+    return BrokerConfig.from_url(url, ca=args.ca, cert=args.cert, key=args.key, username=args.username,
+                                 password_file=args.password_file, keepalive=args.keepalive or keepalive)
 
 
 def _iso(ts: float) -> str:
@@ -174,6 +194,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="bundle file to write (.tar)")
     _verify_data_args(p)
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("run", formatter_class=fmt, help="serve a model to MQTT sensor streams and publish alerts",
+                       description="The edge runtime: subscribe to sensor topics, keep one model state per "
+                                   "stream, score every sample and publish raise/clear alerts at QoS 1 to "
+                                   "<alerts-prefix>/<stream>; bad messages go to a dead-letter topic with the "
+                                   "reason. With no --broker (nor RNNEDGE_BROKER) it starts an embedded Mosquitto "
+                                   "on a free 127.0.0.1 port. With --replay it also publishes a CSV to it and "
+                                   "stops when every row is processed. SIGTERM/SIGINT: drain, checkpoint, stop; "
+                                   "SIGHUP: reload the model.",
+                       epilog=_examples(
+                           "rnnedge run taxi.rpi4.tar --broker mqtt://127.0.0.1:1883 --subscribe 'sensors/+/+'",
+                           "rnnedge run models/taxi-esn --broker mqtts://hub:8883 --ca ca.pem --username edge "
+                           "--password-file /etc/rnnedge/pw --checkpoint /var/lib/rnnedge/state.npz",
+                           "rnnedge run models/taxi-esn --replay data.csv --replay-from-row 3000"))
+    p.add_argument("model", help="model directory or deploy bundle (.tar)")
+    p.add_argument("--backend", choices=("numpy", "onnx", "litert"),
+                   help="default: the bundle's target, else the numpy reference")
+    p.add_argument("--target", choices=target_names, help="serve this converted target")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
+    _broker_args(p)
+    g = p.add_argument_group("topics")
+    g.add_argument("--subscribe", action="append", metavar="FILTER",
+                   help="topic filter, repeatable (default: the bundle's, else sensors/+/+); the stream id is "
+                        "the topic from the first wildcard on")
+    g.add_argument("--qos", type=int, choices=(0, 1, 2), help="subscription QoS (default: the bundle's, else 1)")
+    g.add_argument("--client-id", help="MQTT client id, fixed so the broker keeps our session (default: rnnedge-<host>)")
+    g.add_argument("--alerts-prefix", default="alerts", help="alerts go to PREFIX/<stream> (default: alerts)")
+    g.add_argument("--scores-prefix", metavar="PREFIX", help="also publish every score to PREFIX/<stream> (QoS 0)")
+    g.add_argument("--dead-letter-topic", metavar="T", help="default: rnnedge/<client id>/deadletter")
+    g.add_argument("--status-topic", metavar="T", help="retained status and last will (default: rnnedge/<client id>/status)")
+    g.add_argument("--status-interval", type=float, default=10.0, metavar="S", help="(default: 10)")
+    g.add_argument("--ha-discovery", action="store_true", help="announce each stream as a Home Assistant binary sensor")
+    g = p.add_argument_group("engine and durability")
+    g.add_argument("--checkpoint", metavar="FILE", help="checkpoint file; resumed from on start when the model matches")
+    g.add_argument("--checkpoint-interval", type=float, default=10.0, metavar="S", help="(default: 10)")
+    g.add_argument("--max-streams", type=int, default=4096, help="(default: 4096)")
+    g.add_argument("--idle-expiry", type=float, default=0.0, metavar="S",
+                   help="drop a stream's state after S seconds without samples (default: never)")
+    g.add_argument("--max-gap", type=float, default=0.0, metavar="S",
+                   help="a gap over S seconds between a stream's timestamps restarts its model state (default: never)")
+    g.add_argument("--queue-size", type=int, default=10_000, help="hand-off queue length (default: 10000)")
+    g.add_argument("--on-overflow", choices=("block", "drop-newest", "drop-oldest"), default="block",
+                   help="when the queue is full (default: block, which loses nothing)")
+    g.add_argument("--max-payload", type=int, default=65_536, metavar="BYTES", help="(default: 65536)")
+    g.add_argument("--watch", action="store_true", help="reload the model when its file changes")
+    g = p.add_argument_group("demo and tests")
+    g.add_argument("--replay", metavar="CSV", help="publish this CSV to the broker and stop when it is processed")
+    g.add_argument("--replay-topic", metavar="T", help="(default: sensors/replay/<file name>)")
+    g.add_argument("--replay-from-row", type=int, default=0, metavar="N", help="replay rows N on (default: 0)")
+    g.add_argument("--speed", type=float, default=0.0, help="replay speed-up; 0: as fast as possible (default)")
+    g.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    g.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("replay", formatter_class=fmt, help="publish a CSV to an MQTT topic as a live sensor",
+                       description="Publish a recorded CSV to a topic at its recorded timing divided by --speed, "
+                                   "or as fast as the broker takes it, one or several rows per message, JSON or "
+                                   "the binary form. At QoS 1/2 it returns when the broker has acknowledged all.",
+                       epilog=_examples(
+                           "rnnedge replay data.csv --broker mqtt://127.0.0.1:1883 --topic sensors/dev1/taxi --speed 100",
+                           "rnnedge replay data.csv --broker mqtt://127.0.0.1:1883 --topic sensors/dev1/taxi "
+                           "--rows-per-message 32 --format binary"))
+    p.add_argument("data", help="CSV with a timestamp column and value columns")
+    p.add_argument("--topic", required=True, help="topic to publish to")
+    p.add_argument("--speed", type=float, default=0.0, help="speed-up of the recorded timing; 0: as fast as possible")
+    p.add_argument("--qos", type=int, choices=(0, 1, 2), default=1, help="(default: 1)")
+    p.add_argument("--rows-per-message", type=int, default=1, metavar="N", help="(default: 1)")
+    p.add_argument("--format", choices=("json", "binary"), default="json", help="(default: json)")
+    p.add_argument("--from-row", type=int, default=0, metavar="N", help="start at row N")
+    p.add_argument("--rows", type=int, metavar="N", help="publish N rows at most")
+    _broker_args(p, required=True)
+    _csv_args(p)
+    p.set_defaults(func=cmd_replay)
     return parser
 
 
@@ -398,6 +491,119 @@ def cmd_detect(args) -> int:
                 vals = ",".join(f"{v:.9g}" for v in series.values[t])
                 f.write(f"{_iso(series.timestamps[t])},{vals},{out['score'][t]:.9f},{int(out['events'][t])}\n")
     return 0
+
+
+def cmd_replay(args) -> int:
+    from .replay import replay
+    series = _read(args)
+    ts, values = series.timestamps[args.from_row:], series.values[args.from_row:]
+    if args.rows is not None:
+        ts, values = ts[:args.rows], values[:args.rows]
+    if not len(ts):
+        raise RnnEdgeError(f"{args.data}: no rows from row {args.from_row} on")
+    st = replay(ts, values, _broker(args, args.broker, 30), args.topic, speed=args.speed, qos=args.qos,
+                rows_per_message=args.rows_per_message, fmt=args.format)
+    print(f"published {st.rows} rows in {st.messages} messages to {args.topic} in {st.seconds:.2f} s "
+          f"({st.rate:.0f} msg/s), QoS {args.qos}" + (f", all {st.acknowledged} acknowledged" if args.qos else ""))
+    return 0
+
+
+def _print_alert(alert: dict) -> None:
+    top = alert["channels"][0]
+    print(f"{alert['time'][:19].replace('T', ' ')}  {alert['stream']}  {alert['event']:<7}  "
+          f"score {alert['score']:.6f}  {top['name']}={top['value']:.6g} (expected {top['expected']:.6g})",
+          flush=True)
+
+
+def cmd_run(args) -> int:
+    import logging
+    import os
+    import signal
+    import tempfile
+    import threading
+
+    from .broker import Mosquitto
+    from .engine import EngineConfig
+    from .runtime import Runtime, RuntimeConfig
+    from .serve import load
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    work = tempfile.TemporaryDirectory(prefix="rnnedge-run-")
+    embedded = None
+    try:
+        def loader():
+            return load(args.model, backend=args.backend, target=args.target, workdir=work.name,
+                        threads=args.threads)
+
+        served = loader()
+        mq = served.bundle.runtime.get("mqtt", {}) if served.bundle else {}
+        url = args.broker or os.environ.get("RNNEDGE_BROKER")
+        if url is None:
+            embedded = Mosquitto(workdir=Path(work.name) / "broker").start()
+            url = embedded.url
+            print(f"embedded mosquitto on {url} (pid {embedded.proc.pid})", file=sys.stderr)
+        subscribe = tuple(args.subscribe or [mq.get("subscribe", "sensors/+/+")])
+        cfg = RuntimeConfig(subscribe=subscribe, qos=args.qos if args.qos is not None else mq.get("qos", 1),
+                            **({"client_id": args.client_id} if args.client_id else {}),
+                            alerts_prefix=args.alerts_prefix, scores_prefix=args.scores_prefix,
+                            dead_letter_topic=args.dead_letter_topic, status_topic=args.status_topic,
+                            status_interval_s=args.status_interval, checkpoint=args.checkpoint,
+                            checkpoint_interval_s=args.checkpoint_interval, queue_size=args.queue_size,
+                            on_overflow=args.on_overflow, max_payload=args.max_payload, watch=args.watch,
+                            ha_discovery=args.ha_discovery)
+        eng = EngineConfig(max_streams=args.max_streams, idle_expiry_s=args.idle_expiry, max_gap_s=args.max_gap)
+        rt = Runtime(served, _broker(args, url, mq.get("keepalive_s", 30)), cfg, eng, loader=loader,
+                     on_alert=_print_alert, watch_path=args.model)
+        signal.signal(signal.SIGTERM, lambda *a: rt.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *a: rt.stop_event.set())
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, lambda *a: rt.reload_event.set())
+        until = None
+        if args.replay:
+            until = _start_replay(args, rt, url, threading)
+        if args.duration:
+            end = time.monotonic() + args.duration
+            inner = until
+            until = (lambda r: time.monotonic() >= end or (inner is not None and inner(r)))
+        counters = rt.run(until=until)
+    finally:
+        if embedded is not None:
+            embedded.close()
+        work.cleanup()
+    print(f"{counters['samples']} samples from {len(rt.engine.slots)} stream(s), {counters['raised']} alert(s) "
+          f"raised, {counters['cleared']} cleared, {counters['dead_lettered']} dead-lettered, "
+          f"{counters['dropped']} dropped", file=sys.stderr)
+    return 0
+
+
+def _start_replay(args, rt, url, threading):
+    """Publish --replay in a thread once the runtime is subscribed; `until` for Runtime.run."""
+    from .data import read_csv
+    from .replay import replay
+    series = read_csv(args.replay, columns=rt.engine.features)
+    ts, values = series.timestamps[args.replay_from_row:], series.values[args.replay_from_row:]
+    topic = args.replay_topic or f"sensors/replay/{Path(args.replay).stem}"
+    done, failed = threading.Event(), []
+
+    def publish():
+        try:
+            if not rt.subscribed.wait(30):
+                raise RnnEdgeError("the runtime did not subscribe within 30 s")
+            replay(ts, values, rt.broker, topic, speed=args.speed, qos=1)
+        except RnnEdgeError as e:
+            failed.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=publish, name="rnnedge-replay", daemon=True).start()
+    print(f"replaying {len(ts)} rows of {args.replay} to {topic}", file=sys.stderr)
+
+    def until(r) -> bool:
+        if failed:
+            raise failed[0]
+        return done.is_set() and r.counters["received"] >= len(ts) and r.queue.empty()
+    return until
 
 
 def main(argv: list[str] | None = None) -> int:

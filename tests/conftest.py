@@ -61,3 +61,56 @@ def small_model(request, tmp_path_factory, sine_csv):
     kind, layers = request.param
     path = train_small(kind, tmp_path_factory.mktemp(f"{kind}{layers}"), sine_csv, layers=layers)
     return load_artifact(path)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free 127.0.0.1 port, persistence on, stopped by its PID afterwards."""
+    from edge.broker import Mosquitto
+    b = Mosquitto(workdir=tmp_path / "broker").start()
+    yield b
+    b.close()
+
+
+class Collector:
+    """A plain paho client that records (topic, payload) of everything under `filters` (none: a
+    publisher)."""
+
+    def __init__(self, port: int, *filters: str) -> None:
+        import threading
+
+        import paho.mqtt.client as paho
+        self.messages: list[tuple[str, bytes]] = []
+        self._ready = threading.Event()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"collector-{id(self)}")
+        self.client.on_connect = (lambda c, *a: c.subscribe([(f, 1) for f in filters])) if filters else \
+            (lambda *a: self._ready.set())
+        self.client.on_subscribe = lambda *a: self._ready.set()
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._ready.wait(10), "collector did not subscribe within 10 s"
+
+    def json(self, prefix: str) -> list[dict]:
+        import json
+        return [json.loads(p) for t, p in list(self.messages) if t.startswith(prefix)]
+
+    def wait_for(self, cond, timeout: float = 30.0) -> bool:
+        import time
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return True
+            time.sleep(0.02)
+        return cond()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def collector(broker):
+    c = Collector(broker.port, "alerts/#", "scores/#", "rnnedge/#")
+    yield c
+    c.close()

@@ -1,0 +1,277 @@
+"""The runtime's engine: one detector state per stream, samples of many streams stepped as one batch.
+
+Per-stream state lives in growing arrays, one row (slot) per stream: model state, the forecast of the
+next sample, samples seen, the alert machine's counters, the last timestamp. A stream gets a slot on
+its first sample. Samples that arrive together are stepped in rounds: round k holds the k-th
+waiting sample of every stream, so one `Detector.step` serves all of them and each stream still
+sees its samples in order.
+
+Policies, each counted in `Engine.counters`:
+- a sample whose timestamp is not after its stream's last one is refused (`stale`);
+- a gap longer than `max_gap_s` restarts the stream's model from the zero state (`gaps`): a forecast
+  across a hole is meaningless, so the stream re-warms; its alert machine carries on;
+- a new stream beyond `max_streams` is refused (`refused_streams`), unless a stream idle for longer
+  than `idle_expiry_s` (wall clock) can be expired to make room; `expire()` drops idle streams.
+
+`checkpoint()`/`restore()` carry all of it (one atomic file); `swap()` changes the model between
+batches and keeps every stream's alert machine and timestamps.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .alerts import CLEARED, NONE, RAISED, AlertState
+from .artifact import atomic_write
+from .detector import Detector, DetectorState
+from .errors import ConfigError, DataError
+from .validation import check_float, check_int
+
+CHECKPOINT_FORMAT = "rnnedge-checkpoint"
+CHECKPOINT_VERSION = 1
+EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
+_ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "last_ts")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_streams: int = 4096
+    idle_expiry_s: float = 0.0   # 0: streams never expire
+    max_gap_s: float = 0.0       # 0: no gap restarts the model
+    top_channels: int = 3        # channels named in an alert, by share of the anomaly distance
+
+    def __post_init__(self) -> None:
+        check_int("EngineConfig", "max_streams", self.max_streams, 1, 10_000_000)
+        check_float("EngineConfig", "idle_expiry_s", self.idle_expiry_s, 0.0, 1e9)
+        check_float("EngineConfig", "max_gap_s", self.max_gap_s, 0.0, 1e12)
+        check_int("EngineConfig", "top_channels", self.top_channels, 1, 1000)
+
+
+@dataclass
+class Outcome:
+    """What one `process` call produced, in processing order."""
+
+    streams: list = field(default_factory=list)   # per scored sample: stream id
+    ts: list = field(default_factory=list)        # its timestamp
+    scores: list = field(default_factory=list)    # its score
+    events: list = field(default_factory=list)    # alert payloads (dicts) for raise/clear events
+    rejected: list = field(default_factory=list)  # (message index, row index, reason) per refused sample
+
+
+class Engine:
+    def __init__(self, detector: Detector, config: EngineConfig = EngineConfig(), *, clock=time.monotonic) -> None:
+        self.detector = detector
+        self.config = config
+        self.clock = clock
+        self.features = list(detector.artifact.features)
+        self.slots: dict[str, int] = {}
+        self.counters = {"samples": 0, "stale": 0, "gaps": 0, "refused_streams": 0, "expired": 0,
+                         "raised": 0, "cleared": 0}
+        self._free: list[int] = []
+        self._alloc(16)
+
+    # --- slots -------------------------------------------------------------------------------------
+    def _alloc(self, n: int) -> None:
+        s, d = self.detector.cell.state_size, self.detector.cell.input_size
+        self.model = np.zeros((n, s), np.float32)
+        self.forecast = np.zeros((n, d), np.float32)
+        self.seen = np.zeros(n, np.int64)
+        self.active = np.zeros(n, bool)
+        self.above = np.zeros(n, np.int32)
+        self.below = np.zeros(n, np.int32)
+        self.cooldown = np.zeros(n, np.int32)
+        self.last_ts = np.full(n, -np.inf)
+        self.last_wall = np.zeros(n)
+        self._free = list(range(n - 1, -1, -1))
+
+    def _grow(self) -> None:
+        old = {name: getattr(self, name) for name in (*_ARRAYS, "last_wall")}
+        n = len(self.seen)
+        self._alloc(2 * n)
+        for name, a in old.items():
+            getattr(self, name)[:n] = a
+        self._free = list(range(2 * n - 1, n - 1, -1))
+
+    def _reset(self, i: int, *, alerts: bool) -> None:
+        self.model[i] = 0.0
+        self.forecast[i] = 0.0
+        self.seen[i] = 0
+        if alerts:
+            self.active[i] = False
+            self.above[i] = self.below[i] = self.cooldown[i] = 0
+            self.last_ts[i] = -np.inf
+
+    def _slot(self, stream: str, now: float) -> int | None:
+        i = self.slots.get(stream)
+        if i is not None:
+            return i
+        if len(self.slots) >= self.config.max_streams and not self.expire(now, limit=1):
+            self.counters["refused_streams"] += 1
+            return None
+        if not self._free:
+            self._grow()
+        i = self._free.pop()
+        self._reset(i, alerts=True)
+        self.slots[stream] = i
+        return i
+
+    def expire(self, now: float | None = None, *, limit: int | None = None) -> list[str]:
+        """Drop streams idle (wall clock) for longer than idle_expiry_s, oldest first; their ids."""
+        if not self.config.idle_expiry_s or not self.slots:
+            return []
+        now = self.clock() if now is None else now
+        idle = sorted((self.last_wall[i], s) for s, i in self.slots.items()
+                      if now - self.last_wall[i] > self.config.idle_expiry_s)
+        gone = [s for _, s in idle[:limit]]
+        for s in gone:
+            self._free.append(self.slots.pop(s))
+        self.counters["expired"] += len(gone)
+        return gone
+
+    # --- stepping ----------------------------------------------------------------------------------
+    def process(self, messages: list[tuple[str, np.ndarray, np.ndarray]]) -> Outcome:
+        """messages: (stream, ts float64[R], values float32[R, D]) in arrival order."""
+        out = Outcome()
+        now = self.clock()
+        queues: dict[int, list] = {}
+        names: dict[int, str] = {}
+        for m, (stream, ts, values) in enumerate(messages):
+            if values.ndim != 2 or values.shape[1] != len(self.features):
+                raise DataError(f"stream {stream}: values must be float32[R, {len(self.features)}], "
+                                f"got {list(values.shape)}")
+            i = self._slot(stream, now)
+            if i is None:
+                out.rejected.extend((m, r, f"stream cap of {self.config.max_streams} streams reached; "
+                                                "raise --max-streams or set --idle-expiry")
+                                    for r in range(len(ts)))
+                continue
+            self.last_wall[i] = now
+            q = queues.setdefault(i, [])
+            names[i] = stream
+            last = q[-1][0] if q else self.last_ts[i]
+            for r in range(len(ts)):
+                t = float(ts[r])
+                if t <= last:
+                    self.counters["stale"] += 1
+                    out.rejected.append((m, r, f"timestamp {t!r} is not after the stream's last {last!r}"))
+                    continue
+                q.append((t, values[r]))
+                last = t
+        depth = max((len(q) for q in queues.values()), default=0)
+        for k in range(depth):
+            rows = [(i, q[k]) for i, q in queues.items() if k < len(q)]
+            self._round(rows, names, out)
+        return out
+
+    def _round(self, rows: list, names: dict, out: Outcome) -> None:
+        gap = self.config.max_gap_s
+        if len(rows) == 1:
+            i = rows[0][0]
+            idx = slice(i, i + 1)  # views, no gather or scatter copies at B=1
+            ts = np.array([rows[0][1][0]])
+            x = rows[0][1][1][None, :]
+        else:
+            idx = np.fromiter((i for i, _ in rows), np.intp, len(rows))
+            ts = np.fromiter((r[0] for _, r in rows), np.float64, len(rows))
+            x = np.stack([r[1] for _, r in rows])
+        if gap:
+            jumped = (ts - self.last_ts[idx] > gap) & np.isfinite(self.last_ts[idx])
+            if jumped.any():
+                for i in np.atleast_1d(np.arange(len(self.seen))[idx])[jumped]:
+                    self._reset(int(i), alerts=False)
+                self.counters["gaps"] += int(jumped.sum())
+        det = self.detector
+        st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
+                           AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]))
+        forecast = st.forecast.copy() if isinstance(idx, slice) else st.forecast
+        new, res = det.step(st, x)
+        self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
+        a = new.alerts
+        self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx] = a.active, a.above, a.below, a.cooldown
+        self.last_ts[idx] = ts
+        self.counters["samples"] += len(rows)
+        slot_names = [names[i] for i, _ in rows]
+        out.streams.extend(slot_names)
+        out.ts.extend(ts.tolist())
+        out.scores.extend(res.score.tolist())
+        if res.events.any():
+            for b in np.flatnonzero(res.events != NONE):
+                out.events.append(self._alert(slot_names[b], float(ts[b]), int(res.events[b]), x[b],
+                                              forecast[b], float(res.score[b]), float(res.distance[b]),
+                                              res.share[b]))
+
+    def _alert(self, stream, ts, event, x, forecast, score, distance, share) -> dict:
+        name = EVENT_NAMES[event]
+        self.counters[name] += 1
+        art = self.detector.artifact
+        top = np.argsort(-share)[: self.config.top_channels]
+        expected = self.detector.normalizer.denormalize(forecast[None, :])[0]
+        return {"id": f"{stream}@{ts!r}:{name}", "stream": stream, "ts": ts, "event": name,
+                "score": score, "threshold": art.alerts.threshold, "distance": distance,
+                "channels": [{"name": self.features[c], "share": round(float(share[c]), 4),
+                              "value": float(x[c]), "expected": float(expected[c])} for c in top],
+                "model_id": art.model_id, "model_kind": art.config.kind}
+
+    # --- model swap and checkpoints -----------------------------------------------------------------
+    def swap(self, detector: Detector) -> None:
+        """Serve a new model from the next sample on. Same features required. Every stream's model
+        state restarts from zero (a state of another model means nothing) and re-warms; alert
+        machines and timestamps carry on, so an open alert is neither lost nor raised again."""
+        new = list(detector.artifact.features)
+        if new != self.features:
+            raise ConfigError(f"the new model takes features {new}; the streams carry {self.features}")
+        if detector.cell.state_size != self.model.shape[1]:
+            self.model = np.zeros((len(self.seen), detector.cell.state_size), np.float32)
+        self.model[:] = 0.0
+        self.forecast[:] = 0.0
+        self.seen[:] = 0
+        self.detector = detector
+
+    def checkpoint(self, path: str | Path, extra: dict | None = None) -> None:
+        """Write every stream's state, the counters and `extra` to `path` in one atomic replace."""
+        order = sorted(self.slots.items(), key=lambda kv: kv[1])
+        idx = np.array([i for _, i in order], np.intp)
+        meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                "model_id": self.detector.artifact.model_id, "features": self.features,
+                "streams": [s for s, _ in order], "counters": self.counters, "extra": extra or {},
+                "written": time.time()}
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **{n: getattr(self, n)[idx] for n in _ARRAYS})
+        atomic_write(Path(path), buf.getvalue())
+
+    def restore(self, path: str | Path) -> dict | None:
+        """Load a checkpoint written for this model; returns its `extra`, or None when there is no
+        checkpoint. Refuses (ConfigError) one for another model or a damaged file."""
+        path = Path(path)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                arrays = {n: z[n] for n in _ARRAYS}
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"{path}: not a readable rnnedge checkpoint ({e})") from None
+        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
+            raise ConfigError(f"{path}: not an rnnedge checkpoint of version {CHECKPOINT_VERSION}")
+        if meta["model_id"] != self.detector.artifact.model_id:
+            raise ConfigError(f"{path}: checkpoint of model {meta['model_id']}, serving {self.detector.artifact.model_id}")
+        n = len(meta["streams"])
+        if any(len(a) != n for a in arrays.values()) or arrays["model"].shape[1:] != self.model.shape[1:]:
+            raise ConfigError(f"{path}: checkpoint arrays disagree with its stream list or the model's shapes")
+        size = 16
+        while size < n:
+            size *= 2
+        self._alloc(size)
+        for name, a in arrays.items():
+            getattr(self, name)[:n] = a
+        self.last_wall[:n] = self.clock()
+        self.slots = {s: k for k, s in enumerate(meta["streams"])}
+        self._free = list(range(size - 1, n - 1, -1))
+        self.counters.update(meta["counters"])
+        return meta["extra"]

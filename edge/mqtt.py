@@ -1,0 +1,155 @@
+"""Broker addresses, credentials and paho-mqtt 2.x clients (callback API v2), shared by the runtime
+and replay.
+
+    mqtt://host[:1883]   plain TCP          mqtts://host[:8883]   TLS (system CAs unless --ca)
+
+Credentials: the username from --username or RNNEDGE_MQTT_USERNAME, the password from a file
+(--password-file, first line) or RNNEDGE_MQTT_PASSWORD, never from the command line, where `ps`
+would show it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, RnnEdgeError
+
+try:
+    import paho.mqtt.client as paho
+except ImportError:  # pragma: no cover - paho-mqtt is a core dependency
+    paho = None
+
+
+class ConnectRefused(RnnEdgeError):
+    """The broker refused the connection for a reason retrying cannot fix (credentials, rights)."""
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    ca: str | None = None          # CA bundle for the broker's certificate
+    cert: str | None = None        # client certificate (mutual TLS) ...
+    key: str | None = None         # ... and its key
+    username: str | None = None
+    password: str | None = None
+    keepalive: int = 30
+
+    @classmethod
+    def from_url(cls, url: str, *, ca=None, cert=None, key=None, username=None, password_file=None,
+                 keepalive: int = 30) -> "BrokerConfig":
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ConfigError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ConfigError(f"broker URL {url!r} names no host")
+        tls = parts.scheme in ("mqtts", "ssl") or bool(ca or cert)
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError:
+            raise ConfigError(f"broker URL {url!r}: the port is not a number in 1-65535") from None
+        if bool(cert) != bool(key):
+            raise ConfigError("a client certificate needs both --cert and --key")
+        for flag, f in (("--ca", ca), ("--cert", cert), ("--key", key), ("--password-file", password_file)):
+            if f and not Path(f).is_file():
+                raise ConfigError(f"{flag} {f}: no such file")
+        username = username or os.environ.get("RNNEDGE_MQTT_USERNAME") or parts.username
+        password = os.environ.get("RNNEDGE_MQTT_PASSWORD")
+        if password_file:
+            lines = Path(password_file).read_text().splitlines()
+            password = lines[0] if lines else ""
+        if parts.password:
+            raise ConfigError(f"broker URL {parts.scheme}://{parts.hostname}: put the password in "
+                              "--password-file or RNNEDGE_MQTT_PASSWORD, not in the URL")
+        if password is not None and not username:
+            raise ConfigError("a password was given without a username (--username or RNNEDGE_MQTT_USERNAME)")
+        return cls(parts.hostname, port, tls, ca, cert, key, username, password, keepalive)
+
+    def describe(self) -> str:
+        who = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{who}{self.host}:{self.port}"
+
+
+def client(broker: BrokerConfig, client_id: str, *, persistent: bool) -> "paho.Client":
+    """A paho client for MQTT 3.1.1 (what Mosquitto, EMQX, HiveMQ and AWS IoT all speak). A
+    persistent session (clean_session=False under a fixed client id) makes the broker queue QoS 1
+    messages while we are away."""
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent,
+                    protocol=paho.MQTTv311)
+    if broker.username:
+        c.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        c.tls_set(ca_certs=broker.ca, certfile=broker.cert, keyfile=broker.key, cert_reqs=ssl.CERT_REQUIRED)
+    return c
+
+
+def refusal(reason_code) -> str | None:
+    """The message for a CONNACK that retrying cannot fix, or None for a success or a transient one."""
+    if not reason_code.is_failure:
+        return None
+    text = str(reason_code)
+    if reason_code.value in (0x04, 0x05, 0x86, 0x87, 0x8C) or "password" in text.lower() or "authori" in text.lower():
+        return f"the broker refused the connection: {text} (check the username and password file)"
+    if reason_code.value in (0x01, 0x02, 0x84, 0x85):
+        return f"the broker refused the connection: {text}"
+    return None
+
+
+class Backoff:
+    """Jittered exponential delays: base, 2 base, 4 base ... up to `ceiling`, each times U(0.5, 1.5),
+    so that a fleet reconnecting after a broker restart does not arrive in lockstep."""
+
+    def __init__(self, base: float = 0.2, ceiling: float = 10.0, *, rng: random.Random | None = None) -> None:
+        self.base, self.ceiling, self.rng = base, ceiling, rng or random.Random()
+        self.attempt = 0
+
+    def next(self) -> float:
+        d = min(self.ceiling, self.base * 2 ** self.attempt)
+        self.attempt = min(self.attempt + 1, 30)
+        return d * self.rng.uniform(0.5, 1.5)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Outbox:
+    """QoS 1/2 publishes the broker has not acknowledged yet, each with an item of ours (the
+    runtime checkpoints its open alerts). paho keeps such a message, even one published while
+    disconnected, and sends it again after a reconnect; its MQTTMessageInfo turns published on the
+    acknowledgement."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: list = []
+
+    def publish(self, c, topic: str, payload, qos: int = 1, retain: bool = False, item: object = None):
+        info = c.publish(topic, payload, qos=qos, retain=retain)
+        if qos:
+            _acknowledged(info)  # raises at once when paho could not even queue it
+            with self._lock:
+                self._open.append((info, item))
+        return info
+
+    def pending(self) -> list:
+        with self._lock:
+            self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
+            return [x for _, x in self._open]
+
+    def __len__(self) -> int:
+        return len(self.pending())
+
+
+def _acknowledged(info) -> bool:
+    if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+        raise RnnEdgeError("paho's outgoing queue is full; the message was not queued")
+    if info.rc == paho.MQTT_ERR_NO_CONN:  # queued while disconnected: sent after the reconnect
+        with info._condition:  # paho sets _published under this condition; no public accessor skips the rc check
+            return info._published
+    return info.is_published()

@@ -1,0 +1,81 @@
+"""What the runtime serves: a model directory or a deploy bundle, on one of three backends.
+
+    numpy   the reference cells in `edge` (float32 or int8, the artifact's precision by default)
+    onnx    an ONNX target in onnxruntime
+    litert  a TFLite target in ai-edge-litert (tflite-runtime as a fallback import)
+
+The choice, first that applies: `target` (a target name), `backend`, the bundle's runtime config,
+else numpy. Backends hold no per-stream state; the engine owns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .artifact import Artifact, load_artifact
+from .bundle import Bundle, open_bundle
+from .detector import Detector
+from .errors import ConfigError, MissingFileError
+from .targets import TARGETS, open_target
+
+BACKENDS = ("numpy", "onnx", "litert")
+_FORMAT = {"onnx": "onnx", "litert": "tflite", "tflite": "tflite"}
+
+
+@dataclass(frozen=True)
+class Served:
+    detector: Detector
+    backend: str          # numpy | onnx | litert
+    target: str | None    # the target name, None for numpy
+    bundle: Bundle | None
+
+    @property
+    def artifact(self) -> Artifact:
+        return self.detector.artifact
+
+    def describe(self) -> str:
+        art = self.artifact
+        what = f"target {self.target}" if self.target else f"numpy reference ({self.detector.cell.__class__.__name__})"
+        src = f"bundle for {self.bundle.index['profile']}" if self.bundle else "model directory"
+        return f"model {art.model_id} ({art.config.kind}, {art.features}) from {src}, {what} on {self.backend}"
+
+
+def load(path: str | Path, *, backend: str | None = None, target: str | None = None,
+         workdir: str | Path | None = None, threads: int = 1) -> Served:
+    """Open a model directory or a bundle (.tar, unpacked under `workdir`) and build its detector."""
+    path = Path(path)
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    bundle = None
+    if path.is_file():
+        if workdir is None:
+            raise ConfigError("serving a bundle needs a folder to unpack it into")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        bundle = open_bundle(path, Path(workdir) / f"bundle-{digest}")
+        art = bundle.artifact
+    elif path.is_dir():
+        art = load_artifact(path)
+    else:
+        raise MissingFileError(f"{path}: no such model directory or bundle")
+    available = bundle.index["targets"] if bundle else [n for n, t in TARGETS.items() if (art.path / t.file).is_file()]
+    if target is None and backend in ("onnx", "litert"):
+        want = "int8" if art.precision == "int8" else "float32"
+        fits = [n for n in available if TARGETS[n].format == _FORMAT[backend]]
+        fits.sort(key=lambda n: TARGETS[n].precision != want)
+        if not fits:
+            raise MissingFileError(f"{path}: no {_FORMAT[backend]} target to serve on {backend}; "
+                                   f"run `rnnedge convert {art.path} --targets {_FORMAT[backend]}`")
+        target = fits[0]
+    elif target is None and backend is None and bundle is not None:
+        target = bundle.runtime["target"]
+    if target is None:
+        return Served(Detector(art), "numpy", None, bundle)
+    if target not in available:
+        raise MissingFileError(f"{path}: target {target!r} is not there (have: {', '.join(available) or 'none'})")
+    t = TARGETS[target]
+    if backend == "numpy" or (backend and _FORMAT[backend] != t.format):
+        raise ConfigError(f"target {target} is {t.format}; it cannot run on backend {backend}")
+    cell = open_target(art.path / t.file, target, art.config, threads=threads)
+    return Served(Detector(art, cell=cell), "onnx" if t.format == "onnx" else "litert", target, bundle)

@@ -1,0 +1,343 @@
+"""The MQTT runtime against a real Mosquitto on a loopback port: alerts in NAB's labelled windows,
+dead letters, a broker killed mid-stream, a runtime killed and resumed, TLS with a password, status,
+hot reload. Every wait is bounded; every process is ended by its PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.data import read_csv
+from edge.detector import Detector
+from edge.errors import RnnEdgeError
+from edge.mqtt import BrokerConfig, ConnectRefused
+from edge.payload import encode_binary
+from edge.replay import replay
+from edge.runtime import Runtime, RuntimeConfig, stream_of
+from edge.serve import load
+
+from .conftest import ROOT, TAXI, Collector
+
+TRAIN_ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def taxi():
+    return read_csv(TAXI)
+
+
+@pytest.fixture(scope="module")
+def taxi_model(tmp_path_factory, taxi):
+    """The demo's model: an int8 ESN trained on nyc_taxi's first 3,000 rows only."""
+    from edge.specs import ESNConfig
+    from trainer.config import TrainConfig
+    from trainer.pipeline import train
+    return train(taxi.head(TRAIN_ROWS), TrainConfig(model=ESNConfig(input_size=1), int8=True),
+                 tmp_path_factory.mktemp("taxi") / "model")
+
+
+def _windows(name: str) -> list[tuple[float, float]]:
+    w = json.loads((ROOT / "data" / "nab" / "combined_windows.json").read_text())[name]
+    parse = lambda s: datetime.fromisoformat(s).replace(tzinfo=timezone.utc).timestamp()  # noqa: E731
+    return [(parse(a), parse(b)) for a, b in w]
+
+
+class Running:
+    """A Runtime served in a thread of this process, stopped (and joined) on close."""
+
+    def __init__(self, model, broker, **cfg) -> None:
+        cfg.setdefault("client_id", f"rt-{id(self)}")
+        loader = cfg.pop("loader", None)
+        self.rt = Runtime(load(model), BrokerConfig.from_url(broker.url), RuntimeConfig(**cfg), loader=loader)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.rt.subscribed.wait(10), "runtime did not subscribe within 10 s"
+
+    def _run(self) -> None:
+        try:
+            self.counters = self.rt.run()
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            self.error = e
+
+    def processed(self) -> int:
+        c = self.rt.engine.counters
+        return c["samples"] + c["stale"]
+
+    def wait_processed(self, n: int, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while self.processed() < n and time.monotonic() < end and self.error is None:
+            time.sleep(0.02)
+        assert self.error is None, self.error
+        assert self.processed() >= n, f"processed {self.processed()} of {n} within {timeout} s"
+
+    def close(self) -> None:
+        self.rt.stop_event.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+def test_stream_ids_come_from_the_wildcard_levels():
+    assert stream_of(("sensors/+/+",), "sensors/dev1/taxi") == "dev1/taxi"
+    assert stream_of(("site/a/#",), "site/a/b/c") == "b/c"
+    assert stream_of(("plant/line1/temp",), "plant/line1/temp") == "temp"
+
+
+def test_nab_stream_alerts_fall_in_labelled_windows_and_scores_match_offline(broker, collector, taxi, taxi_model):
+    """nyc_taxi after the training rows, through the runtime at QoS 1: every alert lies in one of
+    NAB's labelled windows, and the published scores equal offline Detector.run bit for bit."""
+    r = Running(taxi_model, broker, scores_prefix="scores")
+    try:
+        ts, values = taxi.timestamps[TRAIN_ROWS:], taxi.values[TRAIN_ROWS:]
+        replay(ts, values, BrokerConfig.from_url(broker.url), "sensors/nyc/taxi", rows_per_message=4)
+        r.wait_processed(len(ts))
+        assert collector.wait_for(lambda: len(collector.json("scores/")) >= len(ts))
+    finally:
+        r.close()
+    offline = Detector(r.rt.served.artifact).run(values)
+    scores = sorted(collector.json("scores/nyc/taxi"), key=lambda s: s["ts"])  # QoS 0 promises no order
+    np.testing.assert_array_equal([s["ts"] for s in scores], ts)
+    np.testing.assert_array_equal([s["score"] for s in scores], offline["score"])
+    alerts = collector.json("alerts/nyc/taxi")
+    raised = [a for a in alerts if a["event"] == "raised"]
+    assert len(raised) == int((offline["events"] == 1).sum()) >= 2
+    windows = _windows("realKnownCause/nyc_taxi.csv")
+    for a in raised:
+        assert any(lo <= a["ts"] <= hi for lo, hi in windows), a["time"]
+        assert a["model_id"] == r.rt.served.artifact.model_id and a["threshold"] > 0.99
+        assert a["channels"][0]["name"] == "value" and a["id"].startswith("nyc/taxi@")
+
+
+def test_malformed_payloads_are_dead_lettered_and_processing_goes_on(broker, collector, taxi_model):
+    r = Running(taxi_model, broker)
+    bad = [
+        (b"\x00\x01garbage", "not JSON"),
+        (b'{"value": 1}', "missing 'ts'"),
+        (b'{"ts": 2, "values": [1, 2]}', "list of 1 numbers"),
+        (b'{"ts": 2, "value": NaN}', "is nan"),
+        (b'{"ts": 2, "value": "high"}', "not a number"),
+        (b'{"ts": 2, "temp": 3}', "unknown field"),
+        (b'{"ts": 0.5, "value": 3}', "not after the stream's last"),
+        (b'[{"ts": 3, "value": 1}, {"ts": 3, "value": 2}]', "row 1: timestamp"),
+        (encode_binary(np.array([5.0]), np.ones((1, 2))), "2 channels"),
+        (b"[" + b"1," * 40_000 + b"1]", "byte limit"),
+    ]
+    pub = Collector(broker.port)
+    try:
+        t = 1.0
+        good = 0
+        for payload, _ in [(b'{"ts": 1, "value": 5}', None), *bad]:
+            pub.client.publish("sensors/d1/x", payload, qos=1).wait_for_publish(5)
+            t += 1
+            pub.client.publish("sensors/d1/x", json.dumps({"ts": t, "value": 5.0}), qos=1).wait_for_publish(5)
+            good += 1
+        r.wait_processed(good + 1 + 1)  # the good ones, the first, and the stale one counted by the engine
+        dead = f"rnnedge/{r.rt.config.client_id}/deadletter"
+        assert collector.wait_for(lambda: len(collector.json(dead)) >= len(bad))
+    finally:
+        r.close()
+        pub.close()
+    letters = collector.json(dead)
+    assert [any(reason in d["reason"] for d in letters) for _, reason in bad] == [True] * len(bad)
+    assert all(d["topic"] == "sensors/d1/x" and ("payload" in d or "payload_base64" in d) for d in letters)
+    assert r.counters["dead_lettered"] == len(bad) and r.counters["samples"] == good + 1
+
+
+@pytest.mark.slow
+def test_broker_killed_mid_stream_loses_nothing(broker, taxi, taxi_model):
+    """SIGKILL the broker halfway through a QoS 1 replay, restart it on its persistence file: the
+    runtime (persistent session) and the publisher reconnect, and every sample is stepped once."""
+    n = 3000
+    ts, values = taxi.timestamps[TRAIN_ROWS:TRAIN_ROWS + n], taxi.values[TRAIN_ROWS:TRAIN_ROWS + n]
+    r = Running(taxi_model, broker)
+    done = threading.Event()
+    errors = []
+
+    def publish():
+        try:
+            replay(ts, values, BrokerConfig.from_url(broker.url), "sensors/nyc/taxi", speed=300 * 1000, timeout=60)
+        except RnnEdgeError as e:
+            errors.append(e)
+        done.set()
+
+    th = threading.Thread(target=publish, daemon=True)
+    th.start()
+    try:
+        end = time.monotonic() + 20
+        while r.processed() < n // 3 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert 0 < r.processed() < n, "the kill must land mid-stream"
+        broker.kill()
+        time.sleep(0.5)
+        broker.start()
+        assert done.wait(90) and not errors, errors
+        r.wait_processed(n, timeout=60)
+        time.sleep(0.3)
+    finally:
+        r.close()
+    assert r.counters["samples"] == n  # each sample stepped once; a resent duplicate is counted stale
+    assert r.counters["connects"] >= 2
+    offline = Detector(r.rt.served.artifact).run(values)
+    assert r.counters["raised"] == int((offline["events"] == 1).sum())
+
+
+def _cli(*args, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_runtime_sigkilled_resumes_from_checkpoint_without_a_duplicate_alert(broker, collector, tmp_path,
+                                                                             taxi, taxi_model):
+    ts, values = taxi.timestamps[TRAIN_ROWS:], taxi.values[TRAIN_ROWS:]
+    offline = Detector(load(taxi_model).artifact).run(values)
+    first_raise = int(np.flatnonzero(offline["events"] == 1)[0])
+    cut = first_raise + 20
+    csv = tmp_path / "tail.csv"
+    csv.write_text("timestamp,value\n" + "".join(f"{t:.0f},{v[0]}\n" for t, v in zip(ts, values)))
+    args = ["run", str(taxi_model), "--broker", broker.url, "--client-id", "rt-kill", "--checkpoint",
+            str(tmp_path / "state.npz"), "--checkpoint-interval", "0.2", "--scores-prefix", "scores", "-q"]
+    status = "rnnedge/rt-kill/status"
+
+    def online() -> bool:
+        docs = collector.json(status)
+        return bool(docs) and docs[-1]["state"] == "online"
+
+    def replay_rows(a: int, b: int) -> None:
+        p = _cli("replay", str(csv), "--broker", broker.url, "--topic", "sensors/nyc/taxi", "--from-row", str(a),
+                 "--rows", str(b - a))
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0, out
+
+    def scored(k: int) -> bool:
+        return len(collector.json("scores/nyc/taxi")) >= k
+
+    proc = _cli(*args)
+    try:
+        assert collector.wait_for(online, 30), proc.stdout
+        replay_rows(0, cut)
+        assert collector.wait_for(lambda: scored(cut), 60)
+        time.sleep(0.6)  # past a checkpoint interval
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        collector.messages.clear()
+        proc = _cli(*args)
+        assert collector.wait_for(lambda: any(d["state"] == "online" for d in collector.json(status)), 30)
+        replay_rows(cut, len(ts))
+        assert collector.wait_for(lambda: scored(len(ts) - cut), 60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    later = sorted(collector.json("scores/nyc/taxi"), key=lambda s: s["ts"])
+    np.testing.assert_array_equal([s["score"] for s in later], offline["score"][cut:])  # resumed, not re-warmed
+    raised = [a["id"] for a in collector.json("alerts/") if a["event"] == "raised"]
+    want = int((offline["events"][cut:] == 1).sum())
+    assert len(raised) == want and len(set(raised)) == want
+    assert all(a["ts"] > ts[cut - 1] for a in collector.json("alerts/"))  # the first episode is not raised again
+
+
+@pytest.fixture
+def tls_broker(tmp_path):
+    """Mosquitto with only a TLS listener that wants a username and password."""
+    from edge.broker import Mosquitto
+    d = tmp_path / "tls"
+    d.mkdir()
+    ssl = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)  # noqa: E731
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=rnnedge test CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext")
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(d / "passwd"), "edge", "s3cret"], check=True,
+                   capture_output=True)
+    extra = (f"cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
+             f"password_file {d}/passwd\n")
+    b = Mosquitto(workdir=d / "broker", anonymous=False, extra=extra).start()
+    yield b, d
+    b.close()
+
+
+def test_tls_and_password(tls_broker, taxi_model, tmp_path):
+    b, d = tls_broker
+    (tmp_path / "pw").write_text("s3cret\n")
+    url = f"mqtts://127.0.0.1:{b.port}"
+    good = BrokerConfig.from_url(url, ca=str(d / "ca.pem"), username="edge", password_file=str(tmp_path / "pw"))
+    rt = Runtime(load(taxi_model), good, RuntimeConfig(client_id="rt-tls", subscribe=("sensors/#",)))
+    th = threading.Thread(target=rt.run, daemon=True)
+    th.start()
+    try:
+        assert rt.subscribed.wait(15)
+        replay(np.array([1.0, 2.0]), np.ones((2, 1)), good, "sensors/a")
+        end = time.monotonic() + 10
+        while rt.engine.counters["samples"] < 2 and time.monotonic() < end:
+            time.sleep(0.02)
+        assert rt.engine.counters["samples"] == 2
+    finally:
+        rt.stop_event.set()
+        th.join(10)
+    (tmp_path / "bad").write_text("wrong\n")
+    bad = BrokerConfig.from_url(url, ca=str(d / "ca.pem"), username="edge", password_file=str(tmp_path / "bad"))
+    rt = Runtime(load(taxi_model), bad, RuntimeConfig(client_id="rt-tls-bad"))
+    with pytest.raises(ConnectRefused, match="refused the connection.*(password|authori)"):
+        rt.run(until=lambda r, end=time.monotonic() + 20: time.monotonic() > end)
+    p = _cli("run", str(taxi_model), "--broker", url, "--ca", str(d / "ca.pem"), "--username", "edge",
+             "--password-file", str(tmp_path / "bad"), "--duration", "20", "-q")
+    out, _ = p.communicate(timeout=40)
+    assert p.returncode == 1 and "Error: the broker refused the connection" in out
+
+
+def test_status_is_retained_with_a_last_will(broker, collector, taxi_model):
+    r = Running(taxi_model, broker, client_id="rt-status", status_interval_s=0.2)
+    status = "rnnedge/rt-status/status"
+    try:
+        assert collector.wait_for(lambda: len(collector.json(status)) >= 2, 10)
+        doc = collector.json(status)[-1]
+        assert doc["state"] == "online" and doc["model_id"] == r.rt.served.artifact.model_id
+        assert {"received", "dead_lettered", "dropped", "samples"} <= set(doc["counters"])
+    finally:
+        r.close()
+    assert collector.wait_for(lambda: collector.json(status)[-1]["state"] == "offline", 10)
+    late = Collector(broker.port, status)  # retained: a newcomer sees the last state at once
+    try:
+        assert late.wait_for(lambda: late.json(status), 5) and late.json(status)[-1]["state"] == "offline"
+    finally:
+        late.close()
+
+
+def test_hot_reload_drops_no_sample(broker, taxi, taxi_model, tmp_path):
+    from edge.specs import ESNConfig
+    from trainer.config import TrainConfig
+    from trainer.pipeline import train
+    other = train(taxi.head(TRAIN_ROWS), TrainConfig(model=ESNConfig(input_size=1, units=60, seed=5)),
+                  tmp_path / "other")
+    models = iter([other])
+    r = Running(taxi_model, broker, loader=lambda: load(next(models)))
+    n = 2000
+    ts, values = taxi.timestamps[TRAIN_ROWS:TRAIN_ROWS + n], taxi.values[TRAIN_ROWS:TRAIN_ROWS + n]
+    th = threading.Thread(target=replay, args=(ts, values, BrokerConfig.from_url(broker.url), "sensors/a/b"),
+                          kwargs={"speed": 300 * 2000}, daemon=True)
+    th.start()
+    try:
+        end = time.monotonic() + 20
+        while r.processed() < n // 4 and time.monotonic() < end:
+            time.sleep(0.01)
+        r.rt.reload_event.set()
+        th.join(60)
+        r.wait_processed(n)
+    finally:
+        r.close()
+    assert r.counters["reloads"] == 1 and r.counters["samples"] == n
+    assert r.rt.served.artifact.model_id == load(other).artifact.model_id
