@@ -67,6 +67,10 @@ class AlertState:
 def alert_step(cfg: AlertConfig, st: AlertState, scores: np.ndarray) -> tuple[AlertState, np.ndarray]:
     """Advance every stream by one score. Returns the new state and events int8[B] (RAISED, CLEARED, NONE)."""
     hot = scores >= cfg.threshold
+    if not hot.any() and not st.active.any():  # the common case, in a few operations: nothing to count
+        cooldown = np.maximum(st.cooldown - 1, 0).astype(np.int32) if st.cooldown.any() else st.cooldown.copy()
+        zeros = np.zeros(len(scores), np.int32)
+        return AlertState(st.active.copy(), zeros, zeros.copy(), cooldown), np.zeros(len(scores), np.int8)
     cool = scores < cfg.clear_threshold
     idle = ~st.active
     above = np.where(idle & hot, st.above + 1, 0).astype(np.int32)

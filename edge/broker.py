@@ -34,10 +34,12 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """A mosquitto process. `extra` lines are appended to the config (listeners, TLS, auth)."""
+    """A mosquitto process. `extra` lines are appended to the config; they apply to its one
+    listener (certfile, keyfile, password_file ...)."""
 
     def __init__(self, *, port: int | None = None, workdir: str | Path | None = None, persistence: bool = True,
-                 anonymous: bool = True, max_queued: int = 1_000_000, extra: str = "") -> None:
+                 save_every_change: bool = False, anonymous: bool = True, max_queued: int = 1_000_000,
+                 extra: str = "") -> None:
         self.binary = mosquitto_binary()
         if self.binary is None:
             raise MissingDependencyError("no --broker given and no mosquitto binary found: install it "
@@ -47,7 +49,8 @@ class Mosquitto:
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="rnnedge-broker-")
         self.workdir = Path(workdir or self._tmp.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.persistence, self.anonymous, self.max_queued, self.extra = persistence, anonymous, max_queued, extra
+        self.persistence, self.save_every_change = persistence, save_every_change
+        self.anonymous, self.max_queued, self.extra = anonymous, max_queued, extra
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -59,9 +62,11 @@ class Mosquitto:
                  f"max_queued_messages {self.max_queued}", "max_inflight_messages 100",
                  "persistent_client_expiration 1d", "log_dest stderr", "log_type error", "log_type warning"]
         if self.persistence:
-            # Saved on every change, so even a SIGKILL loses no message the broker acknowledged.
-            lines += ["persistence true", f"persistence_location {self.workdir}/",
-                      "autosave_on_changes true", "autosave_interval 1"]
+            # Saved every second, or after every change (slow: the whole store is rewritten) so that
+            # even a SIGKILL loses no message the broker acknowledged; a SIGTERM always saves.
+            lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
+            if self.save_every_change:
+                lines.append("autosave_on_changes true")
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise mosquitto drops to user 'mosquitto', who cannot read workdir
         return "\n".join(lines) + "\n" + self.extra

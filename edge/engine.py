@@ -112,7 +112,6 @@ class Engine:
         if i is not None:
             return i
         if len(self.slots) >= self.config.max_streams and not self.expire(now, limit=1):
-            self.counters["refused_streams"] += 1
             return None
         if not self._free:
             self._grow()
@@ -139,72 +138,129 @@ class Engine:
         """messages: (stream, ts float64[R], values float32[R, D]) in arrival order."""
         out = Outcome()
         now = self.clock()
-        queues: dict[int, list] = {}
+        if not messages:
+            return out
+        if all(len(ts) == 1 for _, ts, _ in messages) and len({s for s, _, _ in messages}) == len(messages):
+            self._one_round(messages, now, out)  # one sample per stream: the common case, vectorised
+            return out
+        chunks: dict[int, list] = {}  # slot -> [(message index, ts, values)] in arrival order
         names: dict[int, str] = {}
         for m, (stream, ts, values) in enumerate(messages):
-            if values.ndim != 2 or values.shape[1] != len(self.features):
-                raise DataError(f"stream {stream}: values must be float32[R, {len(self.features)}], "
-                                f"got {list(values.shape)}")
             i = self._slot(stream, now)
             if i is None:
-                out.rejected.extend((m, r, f"stream cap of {self.config.max_streams} streams reached; "
-                                                "raise --max-streams or set --idle-expiry")
-                                    for r in range(len(ts)))
+                out.rejected.extend((m, r, self._cap_reason()) for r in range(len(ts)))
                 continue
-            self.last_wall[i] = now
-            q = queues.setdefault(i, [])
+            chunks.setdefault(i, []).append((m, ts, values))
             names[i] = stream
-            last = q[-1][0] if q else self.last_ts[i]
-            for r in range(len(ts)):
-                t = float(ts[r])
-                if t <= last:
-                    self.counters["stale"] += 1
-                    out.rejected.append((m, r, f"timestamp {t!r} is not after the stream's last {last!r}"))
-                    continue
-                q.append((t, values[r]))
-                last = t
-        depth = max((len(q) for q in queues.values()), default=0)
-        for k in range(depth):
-            rows = [(i, q[k]) for i, q in queues.items() if k < len(q)]
-            self._round(rows, names, out)
+        slots = list(chunks)
+        self.last_wall[slots] = now
+        series = [self._in_order(i, chunks[i], out) for i in slots]
+        order = sorted(range(len(slots)), key=lambda k: -len(series[k][0]))  # longest first
+        depth = len(series[order[0]][0]) if order else 0
+        if not depth:
+            return out
+        d = len(self.features)
+        idx = np.array([slots[k] for k in order], np.intp)
+        ts = np.zeros((len(order), depth))
+        x = np.zeros((len(order), depth, d), np.float32)
+        lengths = np.array([len(series[k][0]) for k in order])
+        for row, k in enumerate(order):
+            t, v = series[k]
+            ts[row, :len(t)], x[row, :len(t)] = t, v
+        ordered = [names[slots[k]] for k in order]
+        for r in range(depth):
+            b = int(np.count_nonzero(lengths > r))  # streams with an r-th sample: a prefix, longest first
+            self._step(idx[:b] if b > 1 else slice(int(idx[0]), int(idx[0]) + 1), ts[:b, r], x[:b, r],
+                       ordered[:b], out)
         return out
 
-    def _round(self, rows: list, names: dict, out: Outcome) -> None:
+    def _in_order(self, i: int, chunks: list, out: Outcome) -> tuple[np.ndarray, np.ndarray]:
+        """A stream's waiting samples with every one not after its predecessor refused."""
+        ts = np.concatenate([t for _, t, _ in chunks])
+        values = np.concatenate([v for _, _, v in chunks])
+        if values.ndim != 2 or values.shape[1] != len(self.features) or len(values) != len(ts):
+            raise DataError(f"values must be float32[R, {len(self.features)}] ({', '.join(self.features)}) with "
+                            f"one timestamp per row, got {list(values.shape)} and {len(ts)} timestamps")
+        last = self.last_ts[i]
+        if ts[0] > last and (len(ts) == 1 or (np.diff(ts) > 0).all()):
+            return ts, values
+        keep = []
+        origin = [(m, r) for m, t, _ in chunks for r in range(len(t))]
+        for k, t in enumerate(ts.tolist()):
+            if t <= last:
+                out.rejected.append((*origin[k], self._stale(t, last)))
+            else:
+                keep.append(k)
+                last = t
+        return ts[keep], values[keep]
+
+    def _cap_reason(self) -> str:
+        self.counters["refused_streams"] += 1
+        return f"stream cap of {self.config.max_streams} streams reached; raise --max-streams or set --idle-expiry"
+
+    def _stale(self, t: float, last: float) -> str:
+        self.counters["stale"] += 1
+        return f"timestamp {t!r} is not after the stream's last {float(last)!r}"
+
+    def _one_round(self, messages: list, now: float, out: Outcome) -> None:
+        get = self.slots.get
+        slots = [get(s) for s, _, _ in messages]
+        names = [s for s, _, _ in messages]
+        if None in slots:
+            for m, i in enumerate(slots):
+                if i is None:
+                    slots[m] = self._slot(names[m], now)
+        ts = np.fromiter((t[0] for _, t, _ in messages), np.float64, len(messages))
+        x = np.concatenate([v for _, _, v in messages])
+        keep = [m for m, i in enumerate(slots) if i is not None]
+        for m in (m for m, i in enumerate(slots) if i is None):
+            out.rejected.append((m, 0, self._cap_reason()))
+        idx = np.array([slots[m] for m in keep], np.intp)
+        if len(keep) != len(messages):
+            ts, x, names = ts[keep], x[keep], [names[m] for m in keep]
+        last = self.last_ts[idx]
+        stale = ts <= last
+        if stale.any():
+            for k in np.flatnonzero(stale):
+                out.rejected.append((keep[k], 0, self._stale(float(ts[k]), last[k])))
+            fresh = ~stale
+            idx, ts, x = idx[fresh], ts[fresh], x[fresh]
+            names = [n for n, ok in zip(names, fresh) if ok]
+        self.last_wall[idx] = now
+        if len(idx) == 1:
+            i = int(idx[0])
+            self._step(slice(i, i + 1), ts, x, names, out)  # views: no gather or scatter copies at B=1
+        elif len(idx):
+            self._step(idx, ts, x, names, out)
+
+    def _step(self, idx, ts: np.ndarray, x: np.ndarray, names: list[str], out: Outcome) -> None:
+        """Step the streams in slots `idx` (an index array, or a slice for one) by one sample each."""
+        if x.ndim != 2 or x.shape[1] != len(self.features):
+            raise DataError(f"values must be float32[R, {len(self.features)}] ({', '.join(self.features)}), "
+                            f"got {list(x.shape)}")
         gap = self.config.max_gap_s
-        if len(rows) == 1:
-            i = rows[0][0]
-            idx = slice(i, i + 1)  # views, no gather or scatter copies at B=1
-            ts = np.array([rows[0][1][0]])
-            x = rows[0][1][1][None, :]
-        else:
-            idx = np.fromiter((i for i, _ in rows), np.intp, len(rows))
-            ts = np.fromiter((r[0] for _, r in rows), np.float64, len(rows))
-            x = np.stack([r[1] for _, r in rows])
         if gap:
             jumped = (ts - self.last_ts[idx] > gap) & np.isfinite(self.last_ts[idx])
             if jumped.any():
                 for i in np.atleast_1d(np.arange(len(self.seen))[idx])[jumped]:
                     self._reset(int(i), alerts=False)
                 self.counters["gaps"] += int(jumped.sum())
-        det = self.detector
         st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
                            AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]))
         forecast = st.forecast.copy() if isinstance(idx, slice) else st.forecast
-        new, res = det.step(st, x)
+        new, res = self.detector.step(st, x)
         self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
         a = new.alerts
         self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx] = a.active, a.above, a.below, a.cooldown
         self.last_ts[idx] = ts
-        self.counters["samples"] += len(rows)
-        slot_names = [names[i] for i, _ in rows]
-        out.streams.extend(slot_names)
+        self.counters["samples"] += len(ts)
+        out.streams.extend(names)
         out.ts.extend(ts.tolist())
         out.scores.extend(res.score.tolist())
         if res.events.any():
             for b in np.flatnonzero(res.events != NONE):
-                out.events.append(self._alert(slot_names[b], float(ts[b]), int(res.events[b]), x[b],
-                                              forecast[b], float(res.score[b]), float(res.distance[b]),
-                                              res.share[b]))
+                out.events.append(self._alert(names[b], float(ts[b]), int(res.events[b]), x[b], forecast[b],
+                                              float(res.score[b]), float(res.distance[b]), res.share[b]))
 
     def _alert(self, stream, ts, event, x, forecast, score, distance, share) -> dict:
         name = EVENT_NAMES[event]

@@ -129,7 +129,7 @@ class Runtime:
         self.watch_path = Path(watch_path) if watch_path else None
         self.counters = {"received": 0, "dead_lettered": 0, "dropped": 0, "alerts_published": 0,
                          "scores_published": 0, "connects": 0, "checkpoints": 0, "reloads": 0}
-        self.latency = deque(maxlen=10_000)  # arrival-to-publish seconds of alert events
+        self.latency = deque(maxlen=100_000)  # seconds from a message's arrival to its outputs' publishing
         self.queue: queue.Queue = queue.Queue(config.queue_size)
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
@@ -237,8 +237,8 @@ class Runtime:
             except (OSError, ssl.SSLError, ValueError) as e:
                 opened = False
                 self.connected.clear()
-                if self.fatal or self._net_stop.is_set():
-                    break
+                if self.fatal or self._net_stop.is_set() or self.stop_event.is_set():
+                    break  # refused, or our own disconnect at shutdown
                 delay = self._backoff.next()
                 log.warning("broker %s unreachable (%s); next try in %.2f s", self.broker.describe(), e, delay)
                 self._net_stop.wait(delay)
@@ -292,11 +292,11 @@ class Runtime:
             for stream, ts, score in zip(out.streams, out.ts, out.scores):
                 self.client.publish(f"{prefix}/{stream}", f'{{"ts":{ts!r},"score":{score!r}}}', qos=0)
             self.counters["scores_published"] += len(out.streams)
+        for alert in out.events:
+            self._emit(alert)
+        now = time.monotonic()
+        self.latency.extend(now - a for _, _, a in origin)
         if out.events:
-            arrival = min(a for _, _, a in origin)
-            for alert in out.events:
-                self._emit(alert)
-            self.latency.append(time.monotonic() - arrival)
             self.checkpoint()  # an alert's state change is on disk before the next sample
 
     def _emit(self, alert: dict) -> None:
@@ -345,7 +345,8 @@ class Runtime:
                 "queue": self.queue.qsize(), "queue_size": self.config.queue_size,
                 "uptime_s": round(time.monotonic() - self._started, 1), "time": _iso(time.time()),
                 "counters": {**self.counters, **self.engine.counters},
-                "alert_latency_ms_p50": round(1e3 * lat[len(lat) // 2], 3) if lat else None,
+                "latency_ms_p50": round(1e3 * lat[len(lat) // 2], 3) if lat else None,
+                "latency_ms_p99": round(1e3 * lat[int(0.99 * (len(lat) - 1))], 3) if lat else None,
                 "last_dead_letter_reason": self.last_reason}
 
     def _publish_status(self, state: str) -> None:

@@ -50,18 +50,22 @@ class Scorer:
 
     def distance(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """residual float32[B, D] -> (d float32[B], per-channel share of d^2 float32[B, D])."""
-        z2 = ((residual - self.center) / self.scale) ** 2
-        d2 = z2.mean(axis=1)
-        share = z2 / np.maximum(z2.sum(axis=1, keepdims=True), np.float32(1e-30))
-        return np.sqrt(d2), share
+        z = (residual - self.center) / self.scale
+        z2 = z * z
+        total = np.add.reduce(z2, axis=1)
+        share = z2 / np.maximum(total, np.float32(1e-30))[:, None]
+        return np.sqrt(total / np.float32(z2.shape[1])), share
 
     def score(self, d: np.ndarray) -> np.ndarray:
         """d float[B] -> score float64[B] in [0, 1]; higher is more anomalous."""
         d = np.asarray(d, np.float64)
         d_tail, p_tail = self.knots_d[-1], self.knots_p[-1]
         body = np.interp(d, self.knots_d, self.knots_p)
+        far = d > d_tail
+        if not far.any():
+            return body
         tail = 1.0 - (1.0 - p_tail) * np.exp(-np.maximum(d - d_tail, 0.0) / self.tail_beta)
-        return np.where(d <= d_tail, body, tail)
+        return np.where(far, tail, body)
 
     def to_dict(self) -> dict:
         return {"center": self.center.tolist(), "scale": self.scale.tolist(),

@@ -63,9 +63,12 @@ def state_widths(config: ModelConfig) -> list[int]:
 
 
 def split_state(config: ModelConfig, state: np.ndarray) -> dict[str, np.ndarray]:
-    """The runtime's state float32[B, S] as the graph's state inputs."""
-    bounds = np.cumsum(state_widths(config))[:-1]
-    return dict(zip(state_names(config), np.split(state, bounds, axis=1)))
+    """The runtime's state float32[B, S] as the graph's state inputs (column views, no copies)."""
+    names = state_names(config)
+    if len(names) == 1:
+        return {names[0]: state}
+    edges = np.cumsum([0, *state_widths(config)]).tolist()
+    return {n: state[:, a:b] for n, a, b in zip(names, edges, edges[1:])}
 
 
 def join_state(config: ModelConfig, parts: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -138,26 +141,27 @@ class LiteRTCell:
     @staticmethod
     def _to(d: dict, a: np.ndarray) -> np.ndarray:
         if d["dtype"] == np.float32:
-            return np.ascontiguousarray(a, np.float32)
+            return a if a.dtype == np.float32 and a.flags.c_contiguous else np.ascontiguousarray(a, np.float32)
         scale, zero = d["quantization"]
         return np.clip(np.rint(a / np.float32(scale)) + zero, -128, 127).astype(d["dtype"])
 
     @staticmethod
     def _from(d: dict, a: np.ndarray) -> np.ndarray:
         if d["dtype"] == np.float32:
-            return a.copy()
+            return a
         scale, zero = d["quantization"]
         return (a.astype(np.float32) - np.float32(zero)) * np.float32(scale)
 
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._resize(x.shape[0])
+        if x.shape[0] != self._batch:
+            self._resize(x.shape[0])
         it = self.interpreter
         parts = split_state(self.config, state)
         for d, a in zip(self._in, (x, *parts.values())):
             it.set_tensor(d["index"], self._to(d, a))
         it.invoke()
-        y, *states = (self._from(d, it.get_tensor(d["index"])) for d in self._out)
-        return y, join_state(self.config, dict(zip(parts, states)))
+        y, *states = (self._from(d, it.get_tensor(d["index"])) for d in self._out)  # get_tensor copies
+        return y, states[0] if len(states) == 1 else join_state(self.config, dict(zip(parts, states)))
 
 
 def open_target(path: str | Path, name: str, config: ModelConfig, **kw):

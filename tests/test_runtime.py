@@ -154,10 +154,12 @@ def test_malformed_payloads_are_dead_lettered_and_processing_goes_on(broker, col
 
 
 @pytest.mark.slow
-def test_broker_killed_mid_stream_loses_nothing(broker, taxi, taxi_model):
+def test_broker_killed_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
     """SIGKILL the broker halfway through a QoS 1 replay, restart it on its persistence file: the
     runtime (persistent session) and the publisher reconnect, and every sample is stepped once."""
+    from edge.broker import Mosquitto
     n = 3000
+    broker = Mosquitto(workdir=tmp_path / "broker", save_every_change=True).start()
     ts, values = taxi.timestamps[TRAIN_ROWS:TRAIN_ROWS + n], taxi.values[TRAIN_ROWS:TRAIN_ROWS + n]
     r = Running(taxi_model, broker)
     done = threading.Event()
@@ -185,6 +187,7 @@ def test_broker_killed_mid_stream_loses_nothing(broker, taxi, taxi_model):
         time.sleep(0.3)
     finally:
         r.close()
+        broker.close()
     assert r.counters["samples"] == n  # each sample stepped once; a resent duplicate is counted stale
     assert r.counters["connects"] >= 2
     offline = Detector(r.rt.served.artifact).run(values)
