@@ -111,6 +111,6 @@ class Collector:
 
 @pytest.fixture
 def collector(broker):
-    c = Collector(broker.port, "alerts/#", "scores/#", "rnnedge/#")
+    c = Collector(broker.port, "alerts/#", "scores/#", "rnnedge/#", "homeassistant/#")
     yield c
     c.close()

@@ -96,7 +96,7 @@ def test_stream_ids_come_from_the_wildcard_levels():
 def test_nab_stream_alerts_fall_in_labelled_windows_and_scores_match_offline(broker, collector, taxi, taxi_model):
     """nyc_taxi after the training rows, through the runtime at QoS 1: every alert lies in one of
     NAB's labelled windows, and the published scores equal offline Detector.run bit for bit."""
-    r = Running(taxi_model, broker, scores_prefix="scores")
+    r = Running(taxi_model, broker, scores_prefix="scores", ha_discovery=True)
     try:
         ts, values = taxi.timestamps[TRAIN_ROWS:], taxi.values[TRAIN_ROWS:]
         replay(ts, values, BrokerConfig.from_url(broker.url), "sensors/nyc/taxi", rows_per_message=4)
@@ -116,6 +116,31 @@ def test_nab_stream_alerts_fall_in_labelled_windows_and_scores_match_offline(bro
         assert any(lo <= a["ts"] <= hi for lo, hi in windows), a["time"]
         assert a["model_id"] == r.rt.served.artifact.model_id and a["threshold"] > 0.99
         assert a["channels"][0]["name"] == "value" and a["id"].startswith("nyc/taxi@")
+    (config,) = collector.json("homeassistant/binary_sensor/")  # Home Assistant discovery, once per stream
+    assert config["device_class"] == "problem" and config["state_topic"].endswith("/ha/nyc/taxi")
+    states = [p for t, p in collector.messages if t == config["state_topic"]]
+    assert states == [b"ON" if a["event"] == "raised" else b"OFF" for a in alerts]
+
+
+def test_cli_serves_a_deploy_bundle_on_an_embedded_broker(tmp_path, taxi_model):
+    """The README's main command in small: `rnnedge run BUNDLE --replay CSV` with no broker starts
+    its own Mosquitto, serves the bundle's int8 TFLite target and prints the alerts it raises."""
+    from converters.convert import emit
+    from edge.artifact import load_artifact
+    from edge.bundle import make_bundle
+    art = load_artifact(taxi_model)
+    emit(art, "tflite-int8", art.path)
+    runtime = {"target": "tflite-int8", "backend": "tflite", "precision": "int8", "interpreter": "litert",
+               "delegate": "xnnpack", "mqtt": {"subscribe": "sensors/+/+", "qos": 1, "keepalive_s": 30}}
+    bundle = make_bundle(art.path, ["tflite-int8"], "raspberry-pi-4", runtime, tmp_path / "taxi.tar")
+    p = _cli("run", str(bundle), "--replay", str(TAXI), "--replay-from-row", str(TRAIN_ROWS), "-q")
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    raised = [line for line in out.splitlines() if "  raised  " in line]
+    windows = _windows("realKnownCause/nyc_taxi.csv")
+    when = [datetime.fromisoformat(line[:19]).replace(tzinfo=timezone.utc).timestamp() for line in raised]
+    assert len(raised) >= 2 and all(any(lo <= t <= hi for lo, hi in windows) for t in when), out
+    assert "embedded mosquitto on mqtt://127.0.0.1:" in out and "7320 samples from 1 stream(s)" in out
 
 
 def test_malformed_payloads_are_dead_lettered_and_processing_goes_on(broker, collector, taxi_model):
