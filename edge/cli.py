@@ -44,6 +44,40 @@ def _read(args):
                     on_missing=args.on_missing, on_unordered=args.on_unordered)
 
 
+def _model_args(p: argparse.ArgumentParser) -> None:
+    """The model, training and alert options `train` and `evaluate` share."""
+    p.add_argument("--kind", choices=("esn", "gru"), default="esn", help="model kind (default: esn)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="held-out tail (default: 0.2)")
+    p.add_argument("--washout", type=int, default=50, help="samples before scores count (default: 50)")
+    p.add_argument("--int8", action="store_true", help="quantize to int8 and serve int8 by default")
+    g = p.add_argument_group("GRU")
+    g.add_argument("--hidden", type=int, default=32, help="hidden units per layer (default: 32)")
+    g.add_argument("--layers", type=int, default=1, choices=(1, 2), help="GRU layers (default: 1)")
+    g.add_argument("--epochs", type=int, default=150, help="max epochs, early-stopped (default: 150)")
+    g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
+    g.add_argument("--window", type=int, default=64, help="truncated-BPTT window (default: 64)")
+    g.add_argument("--patience", type=int, default=12, help="early-stopping patience in epochs (default: 12)")
+    g.add_argument("--prune", type=float, default=0.0, metavar="S", help="target sparsity per matrix, 0-0.99")
+    g.add_argument("--prune-units", type=float, default=0.0, metavar="F",
+                   help="fraction of hidden units to remove (structured)")
+    g.add_argument("--prune-steps", type=int, default=4, help="gradual pruning steps (default: 4)")
+    g.add_argument("--finetune-epochs", type=int, default=8, help="epochs after each pruning step (default: 8)")
+    g = p.add_argument_group("ESN")
+    g.add_argument("--units", type=int, default=200, help="reservoir units (default: 200)")
+    g.add_argument("--spectral-radius", type=float, default=0.9, help="(default: 0.9)")
+    g.add_argument("--leak", type=float, default=0.3, help="leak rate in (0, 1] (default: 0.3)")
+    g.add_argument("--input-scaling", type=float, default=0.5, help="(default: 0.5)")
+    g.add_argument("--density", type=float, default=0.1, help="recurrent density (default: 0.1)")
+    g.add_argument("--bias-scaling", type=float, default=0.2, help="(default: 0.2)")
+    g = p.add_argument_group("alerts")
+    g.add_argument("--false-alarm-rate", type=float, default=1e-3,
+                   help="per-sample rate above threshold on normal data (default: 1e-3)")
+    g.add_argument("--raise-after", type=int, default=3, help="consecutive samples to raise (default: 3)")
+    g.add_argument("--clear-after", type=int, default=5, help="consecutive samples to clear (default: 5)")
+    g.add_argument("--cooldown", type=int, default=0, help="samples after a clear with no raise (default: 0)")
+
+
 def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     g = p.add_argument_group("broker")
     g.add_argument("--broker", metavar="URL", required=required,
@@ -88,38 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="CSV with a timestamp column and numeric value columns")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing model directory")
-    p.add_argument("--kind", choices=("esn", "gru"), default="esn", help="model kind (default: esn)")
     p.add_argument("--rows", type=int, metavar="N", help="train on the first N rows only")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="held-out tail (default: 0.2)")
-    p.add_argument("--washout", type=int, default=50, help="samples before scores count (default: 50)")
-    p.add_argument("--int8", action="store_true", help="quantize to int8 and serve int8 by default")
     _csv_args(p)
-    g = p.add_argument_group("GRU")
-    g.add_argument("--hidden", type=int, default=32, help="hidden units per layer (default: 32)")
-    g.add_argument("--layers", type=int, default=1, choices=(1, 2), help="GRU layers (default: 1)")
-    g.add_argument("--epochs", type=int, default=150, help="max epochs, early-stopped (default: 150)")
-    g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
-    g.add_argument("--window", type=int, default=64, help="truncated-BPTT window (default: 64)")
-    g.add_argument("--patience", type=int, default=12, help="early-stopping patience in epochs (default: 12)")
-    g.add_argument("--prune", type=float, default=0.0, metavar="S", help="target sparsity per matrix, 0-0.99")
-    g.add_argument("--prune-units", type=float, default=0.0, metavar="F",
-                   help="fraction of hidden units to remove (structured)")
-    g.add_argument("--prune-steps", type=int, default=4, help="gradual pruning steps (default: 4)")
-    g.add_argument("--finetune-epochs", type=int, default=8, help="epochs after each pruning step (default: 8)")
-    g = p.add_argument_group("ESN")
-    g.add_argument("--units", type=int, default=200, help="reservoir units (default: 200)")
-    g.add_argument("--spectral-radius", type=float, default=0.9, help="(default: 0.9)")
-    g.add_argument("--leak", type=float, default=0.3, help="leak rate in (0, 1] (default: 0.3)")
-    g.add_argument("--input-scaling", type=float, default=0.5, help="(default: 0.5)")
-    g.add_argument("--density", type=float, default=0.1, help="recurrent density (default: 0.1)")
-    g.add_argument("--bias-scaling", type=float, default=0.2, help="(default: 0.2)")
-    g = p.add_argument_group("alerts")
-    g.add_argument("--false-alarm-rate", type=float, default=1e-3,
-                   help="per-sample rate above threshold on normal data (default: 1e-3)")
-    g.add_argument("--raise-after", type=int, default=3, help="consecutive samples to raise (default: 3)")
-    g.add_argument("--clear-after", type=int, default=5, help="consecutive samples to clear (default: 5)")
-    g.add_argument("--cooldown", type=int, default=0, help="samples after a clear with no raise (default: 0)")
+    _model_args(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("info", formatter_class=fmt, help="describe a model directory",
@@ -194,6 +199,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="bundle file to write (.tar)")
     _verify_data_args(p)
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("evaluate", formatter_class=fmt, help="score a detector on a benchmark, strictly online",
+                       description="Benchmarks, each run strictly online: per file, train and calibrate on the "
+                                   "first records only, then score the rest one record at a time through the "
+                                   "runtime's detector.")
+    ev = p.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    q = ev.add_parser("nab", formatter_class=fmt, help="the Numenta Anomaly Benchmark (58 files)",
+                      description="For each NAB file, train on the probationary period only (the first "
+                                  "min(floor(0.15 n), 750) records), score every record online, write NAB's "
+                                  "result layout (<detector>/<category>/<detector>_<file>.csv), choose one "
+                                  "threshold per profile over the corpus and print the normalised scores "
+                                  "(null detector 0, perfect 100).",
+                      epilog=_examples("rnnedge evaluate nab --data data/nab --kind esn -o results/",
+                                       "rnnedge evaluate nab --data data/nab --kind esn --int8 --backend tflite -o results/",
+                                       "rnnedge evaluate nab --data data/nab --files nyc_taxi,art_daily -o results/"))
+    q.add_argument("--data", required=True, metavar="DIR", help="the NAB folder (data/, combined_windows.json)")
+    q.add_argument("-o", "--out", required=True, help="results folder")
+    q.add_argument("--backend", choices=("numpy", "onnx", "tflite"), default="numpy",
+                   help="score through this backend's target (default: the numpy reference)")
+    q.add_argument("--files", metavar="A,B", help="only files whose name contains one of these")
+    q.add_argument("--per-file", action="store_true", help="also print the per-file table")
+    q.add_argument("--keep-models", action="store_true", help="keep each file's model under OUT/models/")
+    _model_args(q)
+    q.set_defaults(func=cmd_evaluate_nab)
 
     p = sub.add_parser("run", formatter_class=fmt, help="serve a model to MQTT sensor streams and publish alerts",
                        description="The edge runtime: subscribe to sensor topics, keep one model state per "
@@ -406,27 +435,10 @@ def cmd_deploy(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
-    from .specs import ESNConfig, GRUConfig
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise RnnEdgeError(f"{out} exists and is not empty; pass --force to overwrite it")
-    if args.kind == "gru":
-        try:
-            import torch  # noqa: F401
-            import tqdm  # noqa: F401
-        except ImportError as e:
-            raise MissingDependencyError(f"training a GRU needs {e.name}; install the host extras: "
-                                         f"{HOST_INSTALL}") from None
+def _train_config(args, d: int):
     from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig
-    from trainer.pipeline import train
 
-    series = _read(args)
-    if args.rows is not None:
-        if args.rows < 1:
-            raise RnnEdgeError(f"--rows must be positive, got {args.rows}")
-        series = series.head(args.rows)
-    d = series.values.shape[1]
+    from .specs import ESNConfig, GRUConfig
     if args.kind == "gru":
         model = GRUConfig(input_size=d, hidden=args.hidden, layers=args.layers)
     else:
@@ -440,6 +452,54 @@ def cmd_train(args) -> int:
                       int8=args.int8, seed=args.seed, val_fraction=args.val_fraction, washout=args.washout,
                       false_alarm_rate=args.false_alarm_rate, raise_after=args.raise_after,
                       clear_after=args.clear_after, cooldown=args.cooldown)
+    return cfg
+
+
+def cmd_evaluate_nab(args) -> int:
+    from .report import text_table
+    _need_torch(args.kind)
+    if args.backend != "numpy":
+        _host(f"evaluate --backend {args.backend}")
+    from trainer.evaluate import evaluate_nab
+    only = [f.strip() for f in args.files.split(",")] if args.files else None
+    rep = evaluate_nab(args.data, _train_config(args, 1), args.out, backend=args.backend, only=only,
+                       keep_models=args.keep_models)
+    if args.per_file:
+        rows = [("file", "rows", "probation", "windows", "score", "TP", "FP", "FN")]
+        rows += [(r["file"], str(r["rows"]), str(r["probation"]), str(r["windows"]), f"{r['score']:.3f}",
+                  str(r["tp"]), str(r["fp"]), str(r["fn"])) for r in rep.files]
+        print(text_table(rows))
+        print()
+    rows = [("profile", "threshold", "raw", "NAB score")]
+    rows += [(p, f"{rep.thresholds[p]:.6f}", f"{rep.raw[p]:.3f}", f"{rep.normalised[p]:.2f}") for p in rep.raw]
+    print(f"{rep.detector}: {len(rep.files)} files in {rep.seconds:.1f} s; results in {args.out}/{rep.detector}/")
+    print(text_table(rows))
+    return 0
+
+
+def _need_torch(kind: str) -> None:
+    if kind == "gru":
+        try:
+            import torch  # noqa: F401
+            import tqdm  # noqa: F401
+        except ImportError as e:
+            raise MissingDependencyError(f"training a GRU needs {e.name}; install the host extras: "
+                                         f"{HOST_INSTALL}") from None
+
+
+def cmd_train(args) -> int:
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise RnnEdgeError(f"{out} exists and is not empty; pass --force to overwrite it")
+    _need_torch(args.kind)
+    from trainer.pipeline import train
+
+    series = _read(args)
+    if args.rows is not None:
+        if args.rows < 1:
+            raise RnnEdgeError(f"--rows must be positive, got {args.rows}")
+        series = series.head(args.rows)
+    cfg = _train_config(args, series.values.shape[1])
     path = train(series, cfg, out)
     from .artifact import load_artifact
     from .report import describe

@@ -5,7 +5,8 @@ detected (`,`, `;`, tab, `|`) or given. Timestamps are ISO 8601 (naive ones are 
 epoch seconds. Policies, all named in the error a bad file gets:
 - a non-numeric or infinite cell: refused (line and column named);
 - a missing cell (empty, NaN, NA, null): refused by default; `on_missing="ffill"` carries the
-  last value forward, `on_missing="drop"` drops the row;
+  last value forward, `on_missing="drop"` drops the row, `on_missing="keep"` keeps NaN for the
+  caller to refuse where it reads it (the evaluation: only the rows it scores);
 - unsorted or duplicate timestamps: refused by default (the line named); `on_unordered="keep"`
   keeps the rows in file order, as a live stream delivers them (NAB processes its files so; 8 of
   its 58 files have a repeated or backward timestamp), and counts them in `Series.unordered`.
@@ -25,7 +26,7 @@ from .errors import DataError
 
 _TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
 _MISSING = {"", "nan", "na", "n/a", "null", "none"}
-ON_MISSING = ("error", "ffill", "drop")
+ON_MISSING = ("error", "ffill", "drop", "keep")
 ON_UNORDERED = ("error", "keep")
 
 
@@ -142,7 +143,7 @@ def read_csv(path: str | Path, *, timestamp_column: str | None = None, columns: 
         raise DataError(f"{path}: line {body[k][0]}: timestamp {body[k][1][t_col]!r} {what} the previous "
                         "row's; timestamps must be strictly increasing (or pass --on-unordered keep)")
     gaps = np.isnan(values)
-    if gaps.any():
+    if gaps.any() and on_missing != "keep":
         if on_missing == "error":
             k, j = map(int, np.argwhere(gaps)[0])
             raise DataError(f"{path}: line {body[k][0]}: column {header[value_cols[j]]!r} is missing "

@@ -66,10 +66,10 @@ class Detector:
                             f"({', '.join(self.artifact.features)}), got shape {list(values.shape)}")
         st = self.init(1)
         out = {"score": np.empty(len(values)), "events": np.empty(len(values), np.int8),
-               "forecast": np.empty(values.shape, np.float32)}
+               "distance": np.empty(len(values), np.float32), "forecast": np.empty(values.shape, np.float32)}
         for t in range(len(values)):
             st, r = self.step(st, values[t:t + 1])
-            out["score"][t], out["events"][t] = r.score[0], r.events[0]
+            out["score"][t], out["events"][t], out["distance"][t] = r.score[0], r.events[0], r.distance[0]
             out["forecast"][t] = st.forecast[0]
         out["forecast"] = self.normalizer.denormalize(out["forecast"])  # of the next sample, raw units
         return out

@@ -67,6 +67,15 @@ class Scorer:
         tail = 1.0 - (1.0 - p_tail) * np.exp(-np.maximum(d - d_tail, 0.0) / self.tail_beta)
         return np.where(far, tail, body)
 
+    def log_survival(self, d: np.ndarray) -> np.ndarray:
+        """log(1 - score(d)), exact far into the tail where score(d) rounds to 1 in float64: the
+        ordering an evaluation over many files needs (log-linear in d beyond the tail knot)."""
+        d = np.asarray(d, np.float64)
+        d_tail, p_tail = self.knots_d[-1], self.knots_p[-1]
+        body = np.log1p(-np.minimum(np.interp(d, self.knots_d, self.knots_p), p_tail))
+        tail = np.log1p(-p_tail) - np.maximum(d - d_tail, 0.0) / self.tail_beta
+        return np.where(d <= d_tail, body, tail)
+
     def to_dict(self) -> dict:
         return {"center": self.center.tolist(), "scale": self.scale.tolist(),
                 "knots_d": self.knots_d.tolist(), "knots_p": self.knots_p.tolist(),

@@ -1,0 +1,158 @@
+"""`rnnedge evaluate nab`: the Numenta Anomaly Benchmark, run strictly online.
+
+For each of NAB's files: train and calibrate on the probationary period only (the first
+min(floor(0.15 n), 750) records; nothing after it is read for training), then step every record in
+order through the same `Detector` the runtime serves (normalise with the training statistics,
+score the residual of the last forecast, alert machine, step), one at a time, never looking ahead.
+The per-record anomaly_score is the detector's calibrated score F(d) written as L / (L + 3) with
+L = -log10(1 - F(d)): the same order (0.5 at the default alert threshold F = 0.999), but without
+the ties at 1.0 that F itself has in float64 far into the tail. A record the detector cannot take
+(NaN, infinity) stops the evaluation there with its file and row named.
+
+Writes NAB's result layout, which NAB's own scorer also reads:
+    <out>/<detector>/<category>/<detector>_<name>.csv   timestamp,value,anomaly_score,label
+    <out>/<detector>_scores.json                         thresholds, raw and normalised scores per profile
+    <out>/<detector>_files.csv                           per file: rows, probation, windows, score, counts
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.artifact import load_artifact
+from edge.data import Series, read_csv
+from edge.detector import Detector
+from edge.errors import DataError
+
+from . import nab
+from .config import TrainConfig
+from .pipeline import train
+from .progress import progress
+
+BACKENDS = ("numpy", "onnx", "tflite")
+
+
+@dataclass
+class NabReport:
+    detector: str
+    seconds: float
+    thresholds: dict = field(default_factory=dict)   # profile -> threshold
+    raw: dict = field(default_factory=dict)          # profile -> raw score
+    normalised: dict = field(default_factory=dict)   # profile -> 0..100
+    files: list = field(default_factory=list)        # per-file rows (standard profile)
+
+
+def detector_name(cfg: TrainConfig, backend: str) -> str:
+    name = f"rnnedge_{cfg.model.kind}"
+    if cfg.prune.active:
+        name += "_pruned"
+    if cfg.int8:
+        name += "_int8"
+    return name if backend == "numpy" else f"{name}_{backend}"
+
+
+def _served(art, backend: str) -> Detector:
+    if backend == "numpy":
+        return Detector(art)
+    from converters.convert import emit
+    from edge.targets import open_target
+    name = ("onnx" if backend == "onnx" else "tflite") + ("-int8" if art.precision == "int8" else "")
+    path, _ = emit(art, name, art.path)
+    return Detector(art, cell=open_target(path, name, art.config))
+
+
+def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str = "numpy") -> np.ndarray:
+    """Train on the probationary records of `series` only, then score every record online."""
+    n = len(series.values)
+    p = nab.probation(n)
+    head = series.head(p)
+    if not np.isfinite(head.values).all():
+        row = int(np.argwhere(~np.isfinite(head.values))[0, 0])
+        raise DataError(f"{series.path}: record {row} of the probationary period is not a number")
+    art = load_artifact(train(head, cfg, model_dir))
+    bad = np.flatnonzero(~np.isfinite(series.values).all(axis=1))
+    if bad.size:  # the detector refuses the first non-finite record it would step
+        raise DataError(f"{series.path}: record {int(bad[0])} is not a number; the online detector stops there "
+                        f"(trained on records 0..{p - 1} only)")
+    det = _served(art, backend)
+    out = det.run(series.values)
+    return nab_score(det, out["score"], out["distance"])
+
+
+def nab_score(det: Detector, score: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """The detector's score F(d) as L / (L + 3), L = -log10(1 - F(d)); 0 where it scored 0 (warm-up)."""
+    lg = -det.scorer.log_survival(distance) / np.log(10.0)
+    return np.where(score > 0, lg / (lg + 3.0), 0.0)
+
+
+def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend: str = "numpy",
+                 only: list[str] | None = None, keep_models: bool = False) -> NabReport:
+    """Every file of the NAB folder `root` (or those whose name contains one of `only`)."""
+    if backend not in BACKENDS:
+        raise DataError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    t0 = time.perf_counter()
+    corpus = nab.Corpus.load(root)
+    names = [n for n in corpus.names if not only or any(o in n for o in only)]
+    if not names:
+        raise DataError(f"no NAB file matches {only}")
+    if only:
+        corpus = nab.Corpus(corpus.root, names, {n: corpus.labels[n] for n in names},
+                            {n: corpus.timestamps[n] for n in names})
+    det = detector_name(cfg, backend)
+    out = Path(out)
+    results: dict[str, np.ndarray] = {}
+    models = out / "models" if keep_models else Path(tempfile.mkdtemp(prefix="rnnedge-nab-"))
+    try:
+        for name in progress(names, "NAB files"):
+            series = read_csv(corpus.root / "data" / name, on_unordered="keep", on_missing="keep")
+            results[name] = score_file(series, cfg, models / name.replace(".csv", ""), backend)
+            _write_result(out / det / name.split("/")[0] / f"{det}_{name.split('/')[1]}", series, results[name],
+                          corpus.labels[name])
+    finally:
+        if not keep_models:
+            import shutil
+            shutil.rmtree(models, ignore_errors=True)
+    report = NabReport(det, 0.0)
+    for profile in nab.PROFILES:
+        threshold, raw = nab.sweep(corpus, results, profile)
+        report.thresholds[profile], report.raw[profile] = threshold, raw
+        report.normalised[profile] = nab.normalise(corpus, raw, profile)
+    _, rows = nab.corpus_score(corpus, results, "standard", report.thresholds["standard"])
+    report.files = [{"file": r.name, "rows": len(corpus.labels[r.name].weight),
+                     "probation": nab.probation(len(corpus.labels[r.name].weight)),
+                     "windows": corpus.labels[r.name].windows, "score": r.score, "tp": r.tp, "fp": r.fp,
+                     "fn": r.fn} for r in rows]
+    report.seconds = time.perf_counter() - t0
+    _write_summary(out, report, cfg, backend, len(names) != len(nab.Corpus.load(root).names))
+    return report
+
+
+def _write_result(path: Path, series: Series, scores: np.ndarray, lab: nab.FileLabels) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from datetime import datetime, timezone
+    with open(path, "w") as f:
+        f.write("timestamp,value,anomaly_score,label\n")
+        for t, v, s, w in zip(series.timestamps, series.values[:, 0], scores, lab.window):
+            ts = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            f.write(f"{ts},{v:.9g},{s:.9f},{int(w >= 0)}\n")
+
+
+def _write_summary(out: Path, report: NabReport, cfg: TrainConfig, backend: str, subset: bool) -> None:
+    from dataclasses import asdict
+
+    from edge.specs import config_to_dict
+    doc = {"detector": report.detector, "backend": backend, "subset": subset, "seconds": report.seconds,
+           "model": config_to_dict(cfg.model), "int8": cfg.int8, "prune": asdict(cfg.prune),
+           "thresholds": report.thresholds, "raw": report.raw, "normalised": report.normalised}
+    (out / f"{report.detector}_scores.json").write_text(json.dumps(doc, indent=2) + "\n")
+    with open(out / f"{report.detector}_files.csv", "w") as f:
+        f.write("file,rows,probation,windows,score,tp,fp,fn\n")
+        for r in report.files:
+            f.write(f"{r['file']},{r['rows']},{r['probation']},{r['windows']},{r['score']:.6f},"
+                    f"{r['tp']},{r['fp']},{r['fn']}\n")
