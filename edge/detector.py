@@ -1,5 +1,6 @@
-"""One detector step for B streams: normalise, score the residual of the last forecast, advance the
-alert machine, step the model. The runtime, the evaluation and `rnnedge detect` all run this."""
+"""One detector step for B streams: normalise, score the residual of the last forecast (calibrated,
+and drift-adaptive), advance the alert machine, step the model. The runtime, the evaluation and
+`rnnedge detect` all run this."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .alerts import AlertState, alert_step
 from .artifact import Artifact
 from .cell import Cell, init_state
 from .errors import DataError
+from .scoring import Adaptive
 
 
 @dataclass
@@ -21,6 +23,7 @@ class DetectorState:
     forecast: np.ndarray  # float32[B, D]: the forecast of this sample, made at the previous one
     seen: np.ndarray      # int64[B]: samples stepped since the zero state
     alerts: AlertState
+    adapt: np.ndarray     # float64[B, 4]: the adaptive score's running statistics (scoring.Adaptive)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class StepResult:
     distance: np.ndarray  # float32[B]
     share: np.ndarray     # float32[B, D]: each channel's share of the squared distance
     events: np.ndarray    # int8[B]: alerts.RAISED, alerts.CLEARED or alerts.NONE
+    adaptive: np.ndarray  # float64[B] in [0, 1): surprise relative to the stream's own recent scores
+    first: np.ndarray     # float64[B]: `adaptive` where it starts an episode, damped elsewhere
 
 
 class Detector:
@@ -42,21 +47,25 @@ class Detector:
         self.scorer = artifact.scorer
         self.alert_config = artifact.alerts
         self.warmup = int(artifact.manifest.get("warmup", 0))
+        self.adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
 
     def init(self, batch: int = 1) -> DetectorState:
         d = self.cell.input_size
         return DetectorState(init_state(self.cell, batch), np.zeros((batch, d), np.float32),
-                             np.zeros(batch, np.int64), AlertState.zeros(batch))
+                             np.zeros(batch, np.int64), AlertState.zeros(batch), Adaptive.zeros(batch))
 
     def step(self, st: DetectorState, x: np.ndarray) -> tuple[DetectorState, StepResult]:
         """x: float32[B, D] raw sensor values (not normalised)."""
         z = self.normalizer.normalize(x)
         distance, share = self.scorer.distance(z - st.forecast)
         score = self.scorer.score(distance)
-        score[st.seen <= self.warmup] = 0.0  # no forecast yet, or one from a cold state
+        live = st.seen > self.warmup  # else no forecast yet, or one from a cold state
+        score[~live] = 0.0
+        adaptive, first, adapt = self.adaptive.step(st.adapt, self.scorer.log_survival(distance), live)
         alerts, events = alert_step(self.alert_config, st.alerts, score)
         forecast, model = self.cell.step(z, st.model)
-        return DetectorState(model, forecast, st.seen + 1, alerts), StepResult(score, distance, share, events)
+        return (DetectorState(model, forecast, st.seen + 1, alerts, adapt),
+                StepResult(score, distance, share, events, adaptive, first))
 
     def run(self, values: np.ndarray) -> dict[str, np.ndarray]:
         """Score one recorded stream values float[T, D] sample by sample, as the runtime would."""
@@ -66,10 +75,12 @@ class Detector:
                             f"({', '.join(self.artifact.features)}), got shape {list(values.shape)}")
         st = self.init(1)
         out = {"score": np.empty(len(values)), "events": np.empty(len(values), np.int8),
-               "distance": np.empty(len(values), np.float32), "forecast": np.empty(values.shape, np.float32)}
+               "distance": np.empty(len(values), np.float32), "adaptive": np.empty(len(values)),
+               "first": np.empty(len(values)), "forecast": np.empty(values.shape, np.float32)}
         for t in range(len(values)):
             st, r = self.step(st, values[t:t + 1])
             out["score"][t], out["events"][t], out["distance"][t] = r.score[0], r.events[0], r.distance[0]
+            out["adaptive"][t], out["first"][t] = r.adaptive[0], r.first[0]
             out["forecast"][t] = st.forecast[0]
         out["forecast"] = self.normalizer.denormalize(out["forecast"])  # of the next sample, raw units
         return out

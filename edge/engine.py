@@ -31,12 +31,13 @@ from .alerts import CLEARED, NONE, RAISED, AlertState
 from .artifact import atomic_write
 from .detector import Detector, DetectorState
 from .errors import ConfigError, DataError
+from .scoring import Adaptive
 from .validation import check_float, check_int
 
 CHECKPOINT_FORMAT = "rnnedge-checkpoint"
 CHECKPOINT_VERSION = 1
 EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
-_ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "last_ts")
+_ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "last_ts")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class Outcome:
 
     streams: list = field(default_factory=list)   # per scored sample: stream id
     ts: list = field(default_factory=list)        # its timestamp
-    scores: list = field(default_factory=list)    # its score
+    scores: list = field(default_factory=list)    # its calibrated score
+    adaptive: list = field(default_factory=list)  # its drift-adaptive score
     events: list = field(default_factory=list)    # alert payloads (dicts) for raise/clear events
     rejected: list = field(default_factory=list)  # (message index, row index, reason) per refused sample
 
@@ -86,6 +88,7 @@ class Engine:
         self.above = np.zeros(n, np.int32)
         self.below = np.zeros(n, np.int32)
         self.cooldown = np.zeros(n, np.int32)
+        self.adapt = Adaptive.zeros(n)
         self.last_ts = np.full(n, -np.inf)
         self.last_wall = np.zeros(n)
         self._free = list(range(n - 1, -1, -1))
@@ -105,6 +108,7 @@ class Engine:
         if alerts:
             self.active[i] = False
             self.above[i] = self.below[i] = self.cooldown[i] = 0
+            self.adapt[i] = Adaptive.zeros(1)[0]
             self.last_ts[i] = -np.inf
 
     def _slot(self, stream: str, now: float) -> int | None:
@@ -246,30 +250,34 @@ class Engine:
                     self._reset(int(i), alerts=False)
                 self.counters["gaps"] += int(jumped.sum())
         st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
-                           AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]))
+                           AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]),
+                           self.adapt[idx])
         forecast = st.forecast.copy() if isinstance(idx, slice) else st.forecast
         new, res = self.detector.step(st, x)
         self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
         a = new.alerts
         self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx] = a.active, a.above, a.below, a.cooldown
+        self.adapt[idx] = new.adapt
         self.last_ts[idx] = ts
         self.counters["samples"] += len(ts)
         out.streams.extend(names)
         out.ts.extend(ts.tolist())
         out.scores.extend(res.score.tolist())
+        out.adaptive.extend(res.adaptive.tolist())
         if res.events.any():
             for b in np.flatnonzero(res.events != NONE):
                 out.events.append(self._alert(names[b], float(ts[b]), int(res.events[b]), x[b], forecast[b],
-                                              float(res.score[b]), float(res.distance[b]), res.share[b]))
+                                              float(res.score[b]), float(res.distance[b]), res.share[b],
+                                              float(res.adaptive[b])))
 
-    def _alert(self, stream, ts, event, x, forecast, score, distance, share) -> dict:
+    def _alert(self, stream, ts, event, x, forecast, score, distance, share, adaptive) -> dict:
         name = EVENT_NAMES[event]
         self.counters[name] += 1
         art = self.detector.artifact
         top = np.argsort(-share)[: self.config.top_channels]
         expected = self.detector.normalizer.denormalize(forecast[None, :])[0]
         return {"id": f"{stream}@{ts!r}:{name}", "stream": stream, "ts": ts, "event": name,
-                "score": score, "threshold": art.alerts.threshold, "distance": distance,
+                "score": score, "threshold": art.alerts.threshold, "distance": distance, "adaptive": adaptive,
                 "channels": [{"name": self.features[c], "share": round(float(share[c]), 4),
                               "value": float(x[c]), "expected": float(expected[c])} for c in top],
                 "model_id": art.model_id, "model_kind": art.config.kind}

@@ -289,8 +289,9 @@ class Runtime:
             self._dead_letter(origin[m][0], origin[m][1], reason, row)
         prefix = self.config.scores_prefix
         if prefix:
-            for stream, ts, score in zip(out.streams, out.ts, out.scores):
-                self.client.publish(f"{prefix}/{stream}", f'{{"ts":{ts!r},"score":{score!r}}}', qos=0)
+            for stream, ts, score, adaptive in zip(out.streams, out.ts, out.scores, out.adaptive):
+                self.client.publish(f"{prefix}/{stream}", f'{{"ts":{ts!r},"score":{score!r},"adaptive":{adaptive!r}}}',
+                                    qos=0)
             self.counters["scores_published"] += len(out.streams)
         for alert in out.events:
             self._emit(alert)

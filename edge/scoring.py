@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ArtifactError, ConfigError
+from .validation import check_float, check_int
 
 _KNOTS = 64
 
@@ -101,3 +102,78 @@ class Scorer:
             raise ArtifactError("manifest.json: scorer knots must be non-decreasing, equally many, and "
                                 "scale and tail_beta positive")
         return s
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """A drift-aware surprise score on top of the calibrated one, learned online per stream.
+
+    r = -log10(1 - F(d)), the calibrated surprise (3 at the default alert threshold), is compared
+    with its own exponentially weighted mean m and variance v over roughly the last `horizon`
+    samples of the stream: z = (r - m) / max(sqrt(v), min_std), scored before r updates m and v.
+    `adaptive` = max(z, 0) / (max(z, 0) + squash) in [0, 1). A stream whose residuals grow for good
+    (a new regime the short training never saw) stops looking anomalous after a while; a sudden
+    change still stands out. `first` keeps a score only where it beats every score of about the
+    last `refractory` samples (a decaying peak) and damps it 100-fold elsewhere: the onset of an
+    episode, which is what NAB rewards. Per-stream state: float64[B, 4] (m, v, n, peak).
+    """
+
+    horizon: float = 8640.0
+    min_std: float = 0.1
+    warmup: int = 10
+    squash: float = 5.0
+    refractory: float = 200.0
+
+    def __post_init__(self) -> None:
+        check_float("Adaptive", "horizon", self.horizon, 1.0, 1e9)
+        check_float("Adaptive", "min_std", self.min_std, 0.0, 1e6, lo_open=True)
+        check_int("Adaptive", "warmup", self.warmup, 0, 10_000_000)
+        check_float("Adaptive", "squash", self.squash, 0.0, 1e6, lo_open=True)
+        check_float("Adaptive", "refractory", self.refractory, 1.0, 1e9)
+
+    @staticmethod
+    def zeros(batch: int) -> np.ndarray:
+        st = np.zeros((batch, 4))
+        st[:, 3] = -np.inf
+        return st
+
+    def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """state float64[B, 4], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
+        the detector's warm-up; others leave the state as it is and score 0).
+        Returns (adaptive float64[B], first float64[B], state')."""
+        r = log_survival * (-1.0 / np.log(10.0))
+        m, v, n, peak = state[:, 0], state[:, 1], state[:, 2], state[:, 3]
+        z = (r - m) / np.maximum(np.sqrt(v), self.min_std)
+        z[n < self.warmup] = 0.0
+        everyone = live.all()
+        if not everyone:
+            z[~live] = 0.0
+        np.maximum(z, 0.0, out=z)
+        adaptive = z / (z + self.squash)
+        first = np.where(adaptive > peak, adaptive, 0.01 * adaptive)
+        a = np.maximum(1.0 / self.horizon, 1.0 / (n + 1.0))
+        dev = r - m
+        new = np.empty_like(state)
+        new[:, 0] = m + a * dev
+        new[:, 1] = (1.0 - a) * (v + a * dev * dev)
+        new[:, 2] = n + 1.0
+        new[:, 3] = np.maximum(np.where(peak > 0, peak * self._decay, peak), adaptive)
+        if not everyone:  # streams still warming up keep their statistics as they were
+            new[~live] = state[~live]
+        return adaptive, first, new
+
+    @property
+    def _decay(self) -> float:
+        return float(np.exp(-1.0 / self.refractory))
+
+    def to_dict(self) -> dict:
+        return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
+                "refractory": self.refractory}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Adaptive":
+        try:
+            return cls(**d)
+        except (TypeError, ConfigError) as e:
+            raise ArtifactError(f"manifest.json: scorer.adaptive section: {e}") from None

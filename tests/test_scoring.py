@@ -87,3 +87,23 @@ def test_detector_refuses_wrong_width(small_model):
     d = small_model.config.input_size
     with pytest.raises(DataError, match=rf"needs values float\[T, {d}\].*got shape \[10, {d + 1}\]"):
         Detector(small_model).run(np.zeros((10, d + 1), np.float32))
+
+
+def test_adaptive_score_marks_onsets_and_learns_new_regimes():
+    from edge.scoring import Adaptive
+    ad = Adaptive(horizon=500, refractory=50)
+    rng = np.random.default_rng(0)
+    r = np.abs(rng.normal(1.0, 0.3, 3000))
+    r[1000:] += 6.0  # a lasting shift of the surprise
+    st = Adaptive.zeros(2)
+    adaptive, first = np.zeros((3000, 2)), np.zeros((3000, 2))
+    for t in range(3000):
+        live = np.array([True, t >= 100])  # stream 1 warms up for 100 samples
+        before = st.copy()
+        adaptive[t], first[t], st = ad.step(st, -np.log(10.0) * np.array([r[t], r[t]]), live)
+        if t < 100:
+            np.testing.assert_array_equal(st[1], before[1])  # not live: its statistics wait
+            assert adaptive[t, 1] == 0.0
+    assert adaptive[200:1000, 0].max() < 0.5 and adaptive[1000, 0] > 0.5  # the onset stands out ...
+    assert first[1000, 0] == adaptive[1000, 0] and (first[1001:1050, 0] < 0.02).mean() > 0.8  # ... mostly once
+    assert adaptive[2900:, 0].max() < 0.5  # and the new level is learned

@@ -4,9 +4,9 @@ For each of NAB's files: train and calibrate on the probationary period only (th
 min(floor(0.15 n), 750) records; nothing after it is read for training), then step every record in
 order through the same `Detector` the runtime serves (normalise with the training statistics,
 score the residual of the last forecast, alert machine, step), one at a time, never looking ahead.
-The per-record anomaly_score is the detector's calibrated score F(d) written as L / (L + 3) with
-L = -log10(1 - F(d)): the same order (0.5 at the default alert threshold F = 0.999), but without
-the ties at 1.0 that F itself has in float64 far into the tail. A record the detector cannot take
+The per-record anomaly_score is the detector's `first` output: its drift-adaptive score (the
+calibrated surprise -log10(1 - F(d)) standardised by the stream's own running statistics, see
+`edge.scoring.Adaptive`) kept where it starts an episode. A record the detector cannot take
 (NaN, infinity) stops the evaluation there with its file and row named.
 
 Writes NAB's result layout, which NAB's own scorer also reads:
@@ -80,15 +80,7 @@ def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str =
     if bad.size:  # the detector refuses the first non-finite record it would step
         raise DataError(f"{series.path}: record {int(bad[0])} is not a number; the online detector stops there "
                         f"(trained on records 0..{p - 1} only)")
-    det = _served(art, backend)
-    out = det.run(series.values)
-    return nab_score(det, out["score"], out["distance"])
-
-
-def nab_score(det: Detector, score: np.ndarray, distance: np.ndarray) -> np.ndarray:
-    """The detector's score F(d) as L / (L + 3), L = -log10(1 - F(d)); 0 where it scored 0 (warm-up)."""
-    lg = -det.scorer.log_survival(distance) / np.log(10.0)
-    return np.where(score > 0, lg / (lg + 3.0), 0.0)
+    return _served(art, backend).run(series.values)["first"]
 
 
 def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend: str = "numpy",
@@ -140,7 +132,7 @@ def _write_result(path: Path, series: Series, scores: np.ndarray, lab: nab.FileL
         f.write("timestamp,value,anomaly_score,label\n")
         for t, v, s, w in zip(series.timestamps, series.values[:, 0], scores, lab.window):
             ts = datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            f.write(f"{ts},{v:.9g},{s:.9f},{int(w >= 0)}\n")
+            f.write(f"{ts},{v:.9g},{s:.17g},{int(w >= 0)}\n")  # full precision: the threshold is one of them
 
 
 def _write_summary(out: Path, report: NabReport, cfg: TrainConfig, backend: str, subset: bool) -> None:

@@ -21,7 +21,7 @@ from edge.artifact import Normalizer, build_cell, save_artifact
 from edge.cell import Cell, run
 from edge.data import Series
 from edge.errors import DataError
-from edge.scoring import Scorer
+from edge.scoring import Adaptive, Scorer
 from edge.specs import GRUConfig, config_to_dict
 
 from .config import TrainConfig
@@ -114,6 +114,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         "quantization": quantization,
         "pruning": pruning,
         "scorer": scorer.to_dict(),
+        "adaptive": Adaptive().to_dict(),
         "alerts": alerts.to_dict(),
         "metrics": metrics,
         "provenance": _provenance(series, cfg),
