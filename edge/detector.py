@@ -11,7 +11,7 @@ import numpy as np
 from .alerts import AlertState, alert_step
 from .artifact import Artifact
 from .cell import Cell, init_state
-from .errors import DataError
+from .errors import ArtifactError, DataError
 from .scoring import Adaptive
 
 
@@ -24,6 +24,7 @@ class DetectorState:
     seen: np.ndarray      # int64[B]: samples stepped since the zero state
     alerts: AlertState
     adapt: np.ndarray     # float64[B, 4]: the adaptive score's running statistics (scoring.Adaptive)
+    extent: np.ndarray    # float32[B, 2, D]: the lowest and highest raw value seen (training range included)
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,21 @@ class Detector:
         self.alert_config = artifact.alerts
         self.warmup = int(artifact.manifest.get("warmup", 0))
         self.adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
+        d = self.cell.input_size
+        ext = artifact.manifest.get("extent")  # the training rows' range; absent in older artifacts
+        try:
+            self.extent = np.array([ext["min"], ext["max"]], np.float32) if ext else \
+                np.array([[np.inf] * d, [-np.inf] * d], np.float32)
+        except (KeyError, TypeError, ValueError):
+            self.extent = None
+        if self.extent is None or self.extent.shape != (2, d):
+            raise ArtifactError(f"{artifact.path}/manifest.json: extent must hold min and max of {d} channel(s)")
 
     def init(self, batch: int = 1) -> DetectorState:
         d = self.cell.input_size
         return DetectorState(init_state(self.cell, batch), np.zeros((batch, d), np.float32),
-                             np.zeros(batch, np.int64), AlertState.zeros(batch), Adaptive.zeros(batch))
+                             np.zeros(batch, np.int64), AlertState.zeros(batch), Adaptive.zeros(batch),
+                             np.repeat(self.extent[None], batch, axis=0))
 
     def step(self, st: DetectorState, x: np.ndarray) -> tuple[DetectorState, StepResult]:
         """x: float32[B, D] raw sensor values (not normalised)."""
@@ -61,10 +72,13 @@ class Detector:
         score = self.scorer.score(distance)
         live = st.seen > self.warmup  # else no forecast yet, or one from a cold state
         score[~live] = 0.0
-        adaptive, first, adapt = self.adaptive.step(st.adapt, self.scorer.log_survival(distance), live)
+        lo, hi = st.extent[:, 0], st.extent[:, 1]
+        novel = ((x < lo) | (x > hi)).any(axis=1)
+        extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1)
+        adaptive, first, adapt = self.adaptive.step(st.adapt, self.scorer.log_survival(distance), live, novel)
         alerts, events = alert_step(self.alert_config, st.alerts, score)
         forecast, model = self.cell.step(z, st.model)
-        return (DetectorState(model, forecast, st.seen + 1, alerts, adapt),
+        return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent),
                 StepResult(score, distance, share, events, adaptive, first))
 
     def run(self, values: np.ndarray) -> dict[str, np.ndarray]:

@@ -37,7 +37,7 @@ from .validation import check_float, check_int
 CHECKPOINT_FORMAT = "rnnedge-checkpoint"
 CHECKPOINT_VERSION = 1
 EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
-_ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "last_ts")
+_ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "extent", "last_ts")
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class Engine:
         self.below = np.zeros(n, np.int32)
         self.cooldown = np.zeros(n, np.int32)
         self.adapt = Adaptive.zeros(n)
+        self.extent = np.repeat(self.detector.extent[None], n, axis=0)
         self.last_ts = np.full(n, -np.inf)
         self.last_wall = np.zeros(n)
         self._free = list(range(n - 1, -1, -1))
@@ -109,6 +110,7 @@ class Engine:
             self.active[i] = False
             self.above[i] = self.below[i] = self.cooldown[i] = 0
             self.adapt[i] = Adaptive.zeros(1)[0]
+            self.extent[i] = self.detector.extent
             self.last_ts[i] = -np.inf
 
     def _slot(self, stream: str, now: float) -> int | None:
@@ -251,13 +253,13 @@ class Engine:
                 self.counters["gaps"] += int(jumped.sum())
         st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
                            AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]),
-                           self.adapt[idx])
+                           self.adapt[idx], self.extent[idx])
         forecast = st.forecast.copy() if isinstance(idx, slice) else st.forecast
         new, res = self.detector.step(st, x)
         self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
         a = new.alerts
         self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx] = a.active, a.above, a.below, a.cooldown
-        self.adapt[idx] = new.adapt
+        self.adapt[idx], self.extent[idx] = new.adapt, new.extent
         self.last_ts[idx] = ts
         self.counters["samples"] += len(ts)
         out.streams.extend(names)
@@ -285,8 +287,9 @@ class Engine:
     # --- model swap and checkpoints -----------------------------------------------------------------
     def swap(self, detector: Detector) -> None:
         """Serve a new model from the next sample on. Same features required. Every stream's model
-        state restarts from zero (a state of another model means nothing) and re-warms; alert
-        machines and timestamps carry on, so an open alert is neither lost nor raised again."""
+        state restarts from zero (a state of another model means nothing) and re-warms, and so do the
+        adaptive score's statistics (its surprise is another model's); alert machines, value ranges
+        and timestamps carry on, so an open alert is neither lost nor raised again."""
         new = list(detector.artifact.features)
         if new != self.features:
             raise ConfigError(f"the new model takes features {new}; the streams carry {self.features}")
@@ -295,6 +298,7 @@ class Engine:
         self.model[:] = 0.0
         self.forecast[:] = 0.0
         self.seen[:] = 0
+        self.adapt[:] = Adaptive.zeros(len(self.seen))
         self.detector = detector
 
     def checkpoint(self, path: str | Path, extra: dict | None = None) -> None:

@@ -113,9 +113,11 @@ class Adaptive:
     samples of the stream: z = (r - m) / max(sqrt(v), min_std), scored before r updates m and v.
     `adaptive` = max(z, 0) / (max(z, 0) + squash) in [0, 1). A stream whose residuals grow for good
     (a new regime the short training never saw) stops looking anomalous after a while; a sudden
-    change still stands out. `first` keeps a score only where it beats every score of about the
-    last `refractory` samples (a decaying peak) and damps it 100-fold elsewhere: the onset of an
-    episode, which is what NAB rewards. Per-stream state: float64[B, 4] (m, v, n, peak).
+    change still stands out. A sample outside every value its stream has shown so far (and the
+    training range) is novel and scores at least `novelty` (0 turns this off). `first` keeps a
+    score only where it beats every score of about the last `refractory` samples (a decaying
+    peak) and damps it 100-fold elsewhere: the onset of an episode, which is what NAB rewards.
+    Per-stream state: float64[B, 4] (m, v, n, peak).
     """
 
     horizon: float = 8640.0
@@ -123,6 +125,7 @@ class Adaptive:
     warmup: int = 10
     squash: float = 5.0
     refractory: float = 200.0
+    novelty: float = 0.9
 
     def __post_init__(self) -> None:
         check_float("Adaptive", "horizon", self.horizon, 1.0, 1e9)
@@ -130,6 +133,7 @@ class Adaptive:
         check_int("Adaptive", "warmup", self.warmup, 0, 10_000_000)
         check_float("Adaptive", "squash", self.squash, 0.0, 1e6, lo_open=True)
         check_float("Adaptive", "refractory", self.refractory, 1.0, 1e9)
+        check_float("Adaptive", "novelty", self.novelty, 0.0, 1.0, hi_open=True)
 
     @staticmethod
     def zeros(batch: int) -> np.ndarray:
@@ -137,10 +141,11 @@ class Adaptive:
         st[:, 3] = -np.inf
         return st
 
-    def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray
+    def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray, novel: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """state float64[B, 4], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
-        the detector's warm-up; others leave the state as it is and score 0).
+        the detector's warm-up; others leave the state as it is and score 0), novel bool[B] (the
+        sample lies outside its stream's range so far).
         Returns (adaptive float64[B], first float64[B], state')."""
         r = log_survival * (-1.0 / np.log(10.0))
         m, v, n, peak = state[:, 0], state[:, 1], state[:, 2], state[:, 3]
@@ -151,6 +156,8 @@ class Adaptive:
             z[~live] = 0.0
         np.maximum(z, 0.0, out=z)
         adaptive = z / (z + self.squash)
+        if novel is not None and self.novelty:
+            adaptive = np.where(novel & live, np.maximum(adaptive, self.novelty), adaptive)
         first = np.where(adaptive > peak, adaptive, 0.01 * adaptive)
         a = np.maximum(1.0 / self.horizon, 1.0 / (n + 1.0))
         dev = r - m
@@ -169,7 +176,7 @@ class Adaptive:
 
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
-                "refractory": self.refractory}
+                "refractory": self.refractory, "novelty": self.novelty}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":

@@ -115,6 +115,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         "pruning": pruning,
         "scorer": scorer.to_dict(),
         "adaptive": Adaptive().to_dict(),
+        "extent": {"min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist()},
         "alerts": alerts.to_dict(),
         "metrics": metrics,
         "provenance": _provenance(series, cfg),
