@@ -74,8 +74,9 @@ class Detector:
         score[~live] = 0.0
         lo, hi = st.extent[:, 0], st.extent[:, 1]
         novel = ((x < lo) | (x > hi)).any(axis=1)
-        extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1)
-        adaptive, first, adapt = self.adaptive.step(st.adapt, self.scorer.log_survival(distance), live, novel)
+        extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1) if novel.any() else st.extent
+        log_surv = self.scorer.log_survival(distance, score)
+        adaptive, first, adapt = self.adaptive.step(st.adapt, log_surv, live, novel)
         alerts, events = alert_step(self.alert_config, st.alerts, score)
         forecast, model = self.cell.step(z, st.model)
         return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent),

@@ -107,3 +107,21 @@ def test_adaptive_score_marks_onsets_and_learns_new_regimes():
     assert adaptive[200:1000, 0].max() < 0.5 and adaptive[1000, 0] > 0.5  # the onset stands out ...
     assert first[1000, 0] == adaptive[1000, 0] and (first[1001:1050, 0] < 0.02).mean() > 0.8  # ... mostly once
     assert adaptive[2900:, 0].max() < 0.5  # and the new level is learned
+
+
+def test_adaptive_one_stream_path_equals_the_batched_one_bit_for_bit():
+    from edge.scoring import Adaptive
+    ad = Adaptive(horizon=300, refractory=40, warmup=5)
+    rng = np.random.default_rng(1)
+    ls = -np.abs(rng.normal(2.0, 1.5, (2000, 3))) * np.log(10.0)
+    ls[700:720] *= 8
+    novel = rng.random((2000, 3)) < 0.01
+    live = np.ones((2000, 3), bool)
+    live[:30, 1] = False
+    batch, ones = Adaptive.zeros(3), [Adaptive.zeros(1) for _ in range(3)]
+    for t in range(2000):
+        a, f, batch = ad.step(batch, ls[t], live[t], novel[t])
+        for b in range(3):
+            a1, f1, ones[b] = ad.step(ones[b], ls[t, b:b + 1], live[t, b:b + 1], novel[t, b:b + 1])
+            assert (a1[0], f1[0]) == (a[b], f[b])
+            np.testing.assert_array_equal(ones[b][0], batch[b])
