@@ -38,6 +38,7 @@ class Series:
     path: str
     sha256: str             # of the file's bytes: the training provenance
     unordered: int = 0      # rows whose timestamp is not after the previous row's (kept in file order)
+    time_column: str = "timestamp"  # the timestamp column's name in the file
 
     def head(self, n: int) -> "Series":
         """The first n rows."""
@@ -160,4 +161,4 @@ def read_csv(path: str | Path, *, timestamp_column: str | None = None, columns: 
     if len(values) == 0:
         raise DataError(f"{path}: no rows left after dropping rows with missing values")
     return Series(times, values.astype(np.float32), [header[c] for c in value_cols], path,
-                  hashlib.sha256(raw).hexdigest(), int((np.diff(times) <= 0).sum()))
+                  hashlib.sha256(raw).hexdigest(), int((np.diff(times) <= 0).sum()), header[t_col])

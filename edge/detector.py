@@ -91,11 +91,12 @@ class Detector:
         st = self.init(1)
         out = {"score": np.empty(len(values)), "events": np.empty(len(values), np.int8),
                "distance": np.empty(len(values), np.float32), "adaptive": np.empty(len(values)),
-               "first": np.empty(len(values)), "forecast": np.empty(values.shape, np.float32)}
+               "first": np.empty(len(values)), "active": np.empty(len(values), bool),
+               "forecast": np.empty(values.shape, np.float32)}
         for t in range(len(values)):
             st, r = self.step(st, values[t:t + 1])
             out["score"][t], out["events"][t], out["distance"][t] = r.score[0], r.events[0], r.distance[0]
-            out["adaptive"][t], out["first"][t] = r.adaptive[0], r.first[0]
+            out["adaptive"][t], out["first"][t], out["active"][t] = r.adaptive[0], r.first[0], st.alerts.active[0]
             out["forecast"][t] = st.forecast[0]
         out["forecast"] = self.normalizer.denormalize(out["forecast"])  # of the next sample, raw units
         return out

@@ -18,6 +18,7 @@ Writes NAB's result layout, which NAB's own scorer also reads:
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -148,3 +149,79 @@ def _write_summary(out: Path, report: NabReport, cfg: TrainConfig, backend: str,
         for r in report.files:
             f.write(f"{r['file']},{r['rows']},{r['probation']},{r['windows']},{r['score']:.6f},"
                     f"{r['tp']},{r['fp']},{r['fn']}\n")
+
+
+# --- labelled multivariate CSVs -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Counts:
+    """Point-wise and event-wise tallies of one file (or several, added up)."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    events: int = 0
+    detected: int = 0
+    delay_rows: int = 0     # summed over detected events: rows from an event's start to its first alert row
+
+    def __add__(self, o: "Counts") -> "Counts":
+        return Counts(*(a + b for a, b in zip(self.__dict__.values(), o.__dict__.values())))
+
+    def metrics(self) -> dict:
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+                "false_alarm_rate": self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0,
+                "event_recall": self.detected / self.events if self.events else 0.0,
+                "mean_delay_rows": self.delay_rows / self.detected if self.detected else float("nan"),
+                **self.__dict__}
+
+
+def count(alert: np.ndarray, label: np.ndarray) -> Counts:
+    """Point-wise counts without point adjustment; an event (a run of label rows) is detected when
+    an alert is active on one of its rows, with the delay to the first such row."""
+    alert, label = np.asarray(alert, bool), np.asarray(label, bool)
+    edges = np.flatnonzero(np.diff(np.r_[0, label.astype(np.int8), 0]))
+    events = detected = delay = 0
+    for start, stop in zip(edges[::2], edges[1::2]):
+        events += 1
+        hits = np.flatnonzero(alert[start:stop])
+        if hits.size:
+            detected += 1
+            delay += int(hits[0])
+    return Counts(int((alert & label).sum()), int((alert & ~label).sum()), int((~alert & label).sum()),
+                  int((~alert & ~label).sum()), events, detected, delay)
+
+
+def evaluate_csv(files: list[str | Path], label_column: str, cfg: TrainConfig, *, train_rows: int | None = None,
+                 out: str | Path | None = None, timestamp_column: str | None = None,
+                 base: str | Path | None = None) -> tuple[dict[str, Counts], Counts]:
+    """Per file: train on the first `train_rows` rows (default: a fifth, at least 100), then score
+    the rest online through the runtime's detector; alerts are the alert machine's active state.
+    With `out`, writes <out>/<file's path relative to `base` (default: the files' common folder)>
+    with the file's timestamp column (ISO 8601), score, alert, label."""
+    from datetime import datetime, timezone
+    per: dict[str, Counts] = {}
+    base = Path(base) if base else Path(os.path.commonpath([Path(f).resolve().parent for f in files]))
+    with tempfile.TemporaryDirectory(prefix="rnnedge-eval-") as tmp:
+        for f in progress([Path(f) for f in files], "files"):
+            series = read_csv(f, timestamp_column=timestamp_column, exclude=(label_column,))
+            labels = read_csv(f, timestamp_column=timestamp_column, columns=[label_column]).values[:, 0] != 0
+            n = len(series.values)
+            k = train_rows if train_rows is not None else max(100, n // 5)
+            if not 100 <= k < n:
+                raise DataError(f"{f}: training on {k} of {n} rows leaves nothing to score or too little to learn")
+            art = load_artifact(train(series.head(k), cfg, Path(tmp) / f"m{len(per)}"))
+            run = Detector(art).run(series.values)
+            per[str(f)] = count(run["active"][k:], labels[k:])
+            if out is not None:
+                rel = f.resolve().relative_to(base.resolve())
+                dest = Path(out) / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with open(dest, "w") as fh:
+                    fh.write(f"{series.time_column},score,alert,label\n")
+                    for t in range(k, n):
+                        ts = datetime.fromtimestamp(series.timestamps[t], timezone.utc).isoformat()
+                        fh.write(f"{ts},{run['score'][t]:.9f},{int(run['active'][t])},{int(labels[t])}\n")
+    pooled = sum(per.values(), Counts())
+    return per, pooled
