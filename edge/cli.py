@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--files", metavar="A,B", help="only files whose name contains one of these")
     q.add_argument("--per-file", action="store_true", help="also print the per-file table")
     q.add_argument("--keep-models", action="store_true", help="keep each file's model under OUT/models/")
+    q.add_argument("--plot", metavar="A,B", help="PNG plots (OUT/plots/) for files whose name contains one of these")
     _model_args(q)
     q.set_defaults(func=cmd_evaluate_nab)
 
@@ -500,7 +501,7 @@ def cmd_evaluate_nab(args) -> int:
     from trainer.evaluate import evaluate_nab
     only = [f.strip() for f in args.files.split(",")] if args.files else None
     rep = evaluate_nab(args.data, _train_config(args, 1), args.out, backend=args.backend, only=only,
-                       keep_models=args.keep_models)
+                       keep_models=args.keep_models, plots=[p.strip() for p in args.plot.split(",")] if args.plot else [])
     if args.per_file:
         rows = [("file", "rows", "probation", "windows", "score", "TP", "FP", "FN")]
         rows += [(r["file"], str(r["rows"]), str(r["probation"]), str(r["windows"]), f"{r['score']:.3f}",

@@ -96,7 +96,9 @@ def _mini_nab(tmp_path, edit=None):
 def test_evaluate_writes_nab_results_and_scores(tmp_path):
     from edge.cli import main
     root = _mini_nab(tmp_path / "nab")
-    assert main(["evaluate", "nab", "--data", str(root), "-o", str(tmp_path / "out")]) == 0
+    assert main(["evaluate", "nab", "--data", str(root), "-o", str(tmp_path / "out"), "--plot", "nyc_taxi"]) == 0
+    png = tmp_path / "out" / "plots" / "rnnedge_esn_realKnownCause_nyc_taxi.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     doc = json.loads((tmp_path / "out" / "rnnedge_esn_scores.json").read_text())
     assert set(doc["normalised"]) == set(PROFILES) and all(-1000 < v <= 100 for v in doc["normalised"].values())
     res = tmp_path / "out" / "rnnedge_esn" / "realKnownCause" / "rnnedge_esn_nyc_taxi.csv"

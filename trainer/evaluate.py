@@ -85,8 +85,9 @@ def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str =
 
 
 def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend: str = "numpy",
-                 only: list[str] | None = None, keep_models: bool = False) -> NabReport:
-    """Every file of the NAB folder `root` (or those whose name contains one of `only`)."""
+                 only: list[str] | None = None, keep_models: bool = False, plots: list[str] = ()) -> NabReport:
+    """Every file of the NAB folder `root` (or those whose name contains one of `only`); a PNG
+    under <out>/plots/ for each file whose name contains one of `plots`."""
     if backend not in BACKENDS:
         raise DataError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     t0 = time.perf_counter()
@@ -121,6 +122,15 @@ def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend
                      "probation": nab.probation(len(corpus.labels[r.name].weight)),
                      "windows": corpus.labels[r.name].windows, "score": r.score, "tp": r.tp, "fp": r.fp,
                      "fn": r.fn} for r in rows]
+    windows = json.loads((corpus.root / "combined_windows.json").read_text())
+    for name in (n for n in names if any(p in n for p in plots)):
+        from .plots import plot_nab_file
+        values = read_csv(corpus.root / "data" / name, on_unordered="keep").values[:, 0]
+        wins = [tuple(np.datetime64(w.replace(" ", "T"), "s") for w in pair) for pair in windows[name]]
+        plot_nab_file(out / "plots" / f"{det}_{name.replace('/', '_').replace('.csv', '.png')}",
+                      f"{name}: {det}, strictly online (standard-profile threshold over the corpus)",
+                      corpus.timestamps[name], values, results[name], wins, report.thresholds["standard"],
+                      nab.probation(len(values)))
     report.seconds = time.perf_counter() - t0
     _write_summary(out, report, cfg, backend, len(names) != len(nab.Corpus.load(root).names))
     return report
