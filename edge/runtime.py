@@ -38,7 +38,7 @@ from typing import Callable
 
 from . import __version__
 from .engine import Engine, EngineConfig
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .mqtt import Backoff, BrokerConfig, ConnectRefused, Outbox, client, paho, refusal
 from .payload import Decoder, PayloadError
 from .serve import Served
@@ -284,7 +284,12 @@ class Runtime:
             origin.append((topic, payload, arrival))
         if not messages:
             return
-        out = self.engine.process(messages)
+        try:
+            out = self.engine.process(messages)
+        except DataError as e:  # the decoder should make this impossible; never lose the loop to it
+            for topic, payload, _ in origin:
+                self._dead_letter(topic, payload, f"refused by the engine: {e}")
+            return
         for m, row, reason in out.rejected:
             self._dead_letter(origin[m][0], origin[m][1], reason, row)
         prefix = self.config.scores_prefix
@@ -371,6 +376,8 @@ class Runtime:
             served = self.loader()
             if served.artifact.model_id != self.served.artifact.model_id:
                 self.engine.swap(served.detector)
+            else:  # the same model (another target, say): every stream's state still means the same
+                self.engine.detector = served.detector
             self.served = served
         except Exception as e:  # noqa: BLE001 - a bad new model must never stop the runtime
             log.error("reload refused, still serving model %s: %s", self.served.artifact.model_id, e)
