@@ -620,7 +620,7 @@ def cmd_run(args) -> int:
     import tempfile
     import threading
 
-    from .broker import Mosquitto
+    from . import broker
     from .engine import EngineConfig
     from .runtime import Runtime, RuntimeConfig
     from .serve import load
@@ -638,9 +638,9 @@ def cmd_run(args) -> int:
         mq = served.bundle.runtime.get("mqtt", {}) if served.bundle else {}
         url = args.broker or os.environ.get("RNNEDGE_BROKER")
         if url is None:
-            embedded = Mosquitto(workdir=Path(work.name) / "broker").start()
+            embedded = broker.embedded(Path(work.name) / "broker")
             url = embedded.url
-            print(f"embedded mosquitto on {url} (pid {embedded.proc.pid})", file=sys.stderr)
+            print(f"embedded {embedded.name} on {url} (pid {embedded.proc.pid})", file=sys.stderr)
         subscribe = tuple(args.subscribe or [mq.get("subscribe", "sensors/+/+")])
         cfg = RuntimeConfig(subscribe=subscribe, qos=args.qos if args.qos is not None else mq.get("qos", 1),
                             **({"client_id": args.client_id} if args.client_id else {}),

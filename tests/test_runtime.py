@@ -219,10 +219,10 @@ def test_broker_killed_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
     assert r.counters["raised"] == int((offline["events"] == 1).sum())
 
 
-def _cli(*args, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _cli(*args, env: dict | None = None) -> subprocess.Popen:
+    env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "edge.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
+                            stderr=subprocess.STDOUT, text=True)
 
 
 @pytest.mark.slow
@@ -369,3 +369,15 @@ def test_hot_reload_drops_no_sample(broker, taxi, taxi_model, tmp_path):
         r.close()
     assert r.counters["reloads"] == 1 and r.counters["samples"] == n
     assert r.rt.served.artifact.model_id == load(other).artifact.model_id
+
+
+def test_embedded_fallback_broker_amqtt(tmp_path, taxi_model, taxi):
+    """Without Mosquitto, `rnnedge run` starts amqtt (pure Python) instead; forced here."""
+    csv = tmp_path / "part.csv"
+    rows = range(TRAIN_ROWS, TRAIN_ROWS + 600)
+    csv.write_text("timestamp,value\n" + "".join(f"{taxi.timestamps[k]:.0f},{taxi.values[k, 0]}\n" for k in rows))
+    p = _cli("run", str(taxi_model), "--replay", str(csv), "-q", env={**os.environ, "PYTHONPATH": str(ROOT),
+                                                                       "RNNEDGE_EMBEDDED_BROKER": "amqtt"})
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    assert "embedded amqtt on mqtt://127.0.0.1:" in out and "600 samples from 1 stream(s)" in out
