@@ -56,6 +56,9 @@ class Converted:
 def emit(art: Artifact, name: str, out_dir: Path) -> tuple[Path, float]:
     """Write target `name` into out_dir; returns its path and the conversion time in seconds."""
     t = target(name)
+    if art.config.kind == "lsm":
+        raise RnnEdgeError(f"{art.path}: a spiking reservoir has no ONNX or TFLite target (its spike threshold "
+                           "and reset are not in the targets' op set); neuromorphic export (NIR) is not built yet")
     if t.precision == "int8" and art.activation_ranges is None:
         raise RnnEdgeError(f"{art.path}: target {name!r} needs an int8-calibrated model; train it with --int8")
     path = out_dir / t.file

@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import esn, gru
+from . import esn, gru, lsm
 from .alerts import AlertConfig
 from .cell import Cell
 from .errors import (ArtifactError, DigestMismatchError, MissingFileError, NonFiniteError,
@@ -32,7 +32,7 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 CALIBRATION = "calibration.npz"
 PRECISIONS = ("float32", "int8")
-_KINDS = {"gru": gru, "esn": esn}
+_KINDS = {"gru": gru, "esn": esn, "lsm": lsm}
 
 
 def sha256_file(path: Path) -> str:
@@ -47,13 +47,20 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return _KINDS[config.kind].weight_shapes(config)
 
 
+def weight_dtypes(config: ModelConfig) -> dict[str, str]:
+    """Arrays stored in another dtype than float32 (the spiking reservoir's int8 synapses)."""
+    f = getattr(_KINDS[config.kind], "weight_dtypes", None)
+    return f(config) if f else {}
+
+
 def activation_names(config: ModelConfig) -> list[str]:
     return _KINDS[config.kind].activation_names(config)
 
 
 def quantized_names(config: ModelConfig) -> list[str]:
-    """The matrices stored as per-channel int8: every 2-D weight."""
-    return [n for n, s in weight_shapes(config).items() if len(s) == 2]
+    """The matrices stored as per-channel int8: every 2-D float weight."""
+    low = weight_dtypes(config)
+    return [n for n, s in weight_shapes(config).items() if len(s) == 2 and n not in low]
 
 
 def model_id(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> str:
@@ -122,7 +129,7 @@ class Artifact:
 
 
 _CELLS = {("gru", "float32"): gru.GRUCell, ("gru", "int8"): gru.GRUInt8Cell,
-          ("esn", "float32"): esn.ESNCell, ("esn", "int8"): esn.ESNInt8Cell}
+          ("esn", "float32"): esn.ESNCell, ("esn", "int8"): esn.ESNInt8Cell, ("lsm", "float32"): lsm.LSMCell}
 
 
 def build_cell(config: ModelConfig, weights: Mapping[str, np.ndarray], precision: str = "float32",
@@ -130,6 +137,8 @@ def build_cell(config: ModelConfig, weights: Mapping[str, np.ndarray], precision
     """The numpy reference cell of `config` at `precision` (int8 needs the activation ranges)."""
     if precision not in PRECISIONS:
         raise ArtifactError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+    if (config.kind, precision) not in _CELLS:
+        raise ArtifactError(f"a {config.kind} model has no {precision} cell (its synapses are int8 already)")
     cls = _CELLS[config.kind, precision]
     return cls.from_weights(config, weights) if precision == "float32" else cls.from_weights(config, weights, ranges)
 
@@ -242,8 +251,9 @@ def load_artifact(path: str | Path) -> Artifact:
     calibration = _read_arrays(path, CALIBRATION, files[CALIBRATION])
     config = config_from_dict(manifest["model"])
 
+    dtypes = weight_dtypes(config)
     for name, shape in weight_shapes(config).items():
-        _check_array(WEIGHTS, name, weights.get(name), shape, "float32")
+        _check_array(WEIGHTS, name, weights.get(name), shape, dtypes.get(name, "float32"))
     quant = manifest.get("quantization")
     if quant is not None:
         for name in quantized_names(config):
@@ -261,7 +271,7 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(f"{mpath}: precision must be one of {PRECISIONS} (int8 only when quantized), "
                             f"got {manifest['precision']!r}")
     d = config.input_size
-    for name in ("x", "state"):
+    for name in ("x", "state") if (config.kind, "int8") in _CELLS else ():  # what int8 targets calibrate on
         a = calibration.get(name)
         width = d if name == "x" else config.state_size
         if a is None or a.ndim != 2 or a.shape[1] != width:

@@ -46,7 +46,8 @@ def _read(args):
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     """The model, training and alert options `train` and `evaluate` share."""
-    p.add_argument("--kind", choices=("esn", "gru"), default="esn", help="model kind (default: esn)")
+    p.add_argument("--kind", choices=("esn", "gru", "lsm"), default="esn",
+                   help="model kind: echo-state network, GRU, or spiking reservoir (default: esn)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="held-out tail (default: 0.2)")
     p.add_argument("--washout", type=int, default=50, help="samples before scores count (default: 50)")
@@ -64,12 +65,18 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prune-steps", type=int, default=4, help="gradual pruning steps (default: 4)")
     g.add_argument("--finetune-epochs", type=int, default=8, help="epochs after each pruning step (default: 8)")
     g = p.add_argument_group("ESN")
-    g.add_argument("--units", type=int, default=200, help="reservoir units (default: 200)")
+    g.add_argument("--units", type=int, help="reservoir units (default: 200; 500 for --kind lsm)")
     g.add_argument("--spectral-radius", type=float, default=0.9, help="(default: 0.9)")
     g.add_argument("--leak", type=float, default=0.3, help="leak rate in (0, 1] (default: 0.3)")
     g.add_argument("--input-scaling", type=float, default=0.5, help="(default: 0.5)")
     g.add_argument("--density", type=float, default=0.1, help="recurrent density (default: 0.1)")
     g.add_argument("--bias-scaling", type=float, default=0.2, help="(default: 0.2)")
+    g = p.add_argument_group("LSM (spiking reservoir; --units and --density as for the ESN)")
+    g.add_argument("--synapses", choices=("ternary", "int8"), default="ternary", help="(default: ternary)")
+    g.add_argument("--tau-mem", type=float, default=8.0, help="membrane time constant, samples (default: 8)")
+    g.add_argument("--tau-trace", type=float, default=8.0, help="readout trace time constant, samples (default: 8)")
+    g.add_argument("--input-gain", type=float, default=0.8, help="(default: 0.8)")
+    g.add_argument("--recurrent-gain", type=float, default=1.0, help="(default: 1.0)")
     g = p.add_argument_group("alerts")
     g.add_argument("--false-alarm-rate", type=float, default=1e-3,
                    help="per-sample rate above threshold on normal data (default: 1e-3)")
@@ -455,11 +462,16 @@ def cmd_deploy(args) -> int:
 def _train_config(args, d: int):
     from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig
 
-    from .specs import ESNConfig, GRUConfig
+    from .specs import ESNConfig, GRUConfig, LSMConfig
     if args.kind == "gru":
         model = GRUConfig(input_size=d, hidden=args.hidden, layers=args.layers)
+    elif args.kind == "lsm":
+        model = LSMConfig(input_size=d, units=500 if args.units is None else args.units, density=args.density,
+                          weights=args.synapses, tau_mem=args.tau_mem, tau_trace=args.tau_trace,
+                          input_gain=args.input_gain, recurrent_gain=args.recurrent_gain, seed=args.seed)
     else:
-        model = ESNConfig(input_size=d, units=args.units, spectral_radius=args.spectral_radius, leak=args.leak,
+        model = ESNConfig(input_size=d, units=200 if args.units is None else args.units,
+                          spectral_radius=args.spectral_radius, leak=args.leak,
                           input_scaling=args.input_scaling, density=args.density,
                           bias_scaling=args.bias_scaling, seed=args.seed)
     cfg = TrainConfig(model=model,

@@ -28,6 +28,10 @@ def describe(art: Artifact) -> str:
     if c.kind == "gru":
         lines.append(f"  kind        gru: input {c.input_size}, hidden {c.hidden} x {c.layers} layer(s), "
                      f"state {c.state_size}")
+    elif c.kind == "lsm":
+        lines.append(f"  kind        lsm (spiking): input {c.input_size} (send-on-delta, up/down), {c.units} LIF "
+                     f"neurons, {c.weights} synapses at density {c.density}, threshold {c.threshold}, "
+                     f"tau_mem {c.tau_mem}, tau_trace {c.tau_trace} samples, seed {c.seed}")
     else:
         lines.append(f"  kind        esn: input {c.input_size}, {c.units} units, spectral radius "
                      f"{c.spectral_radius}, leak {c.leak}, density {c.density}, input scaling "
@@ -35,8 +39,13 @@ def describe(art: Artifact) -> str:
     lines.append(f"  features    {', '.join(art.features)}")
     lines.append(f"  serving     {m['precision']} (warm-up {m.get('warmup', 0)} samples)")
     files = ", ".join(f"{name} {_kib(f['bytes'])}" for name, f in m["files"].items())
-    lines.append(f"  size        {params} parameters ({nonzero} non-zero): float32 {_kib(4 * params)}, "
-                 f"int8 {_kib(q_params + 4 * (params - q_params))}; files {files}")
+    if c.kind == "lsm":
+        stored = sum(art.weights[n].nbytes for n in shapes)
+        lines.append(f"  size        {params} parameters ({nonzero} non-zero): {_kib(stored)} as stored "
+                     f"(int8 synapses); files {files}")
+    else:
+        lines.append(f"  size        {params} parameters ({nonzero} non-zero): float32 {_kib(4 * params)}, "
+                     f"int8 {_kib(q_params + 4 * (params - q_params))}; files {files}")
     metrics = m.get("metrics", {})
     if metrics:
         err = [f"persistence {metrics['persistence_rmse']:.4f}", f"float {metrics['float_rmse']:.4f}"]
@@ -46,6 +55,9 @@ def describe(art: Artifact) -> str:
                      f"on {metrics['heldout_rows']} rows; fit on {metrics['fit_rows']}")
         if "esn" in metrics:
             lines.append(f"  readout     ridge {metrics['esn']['ridge']:.0e} chosen on the held-out tail")
+        if "lsm" in metrics:
+            lines.append(f"  readout     ridge {metrics['lsm']['ridge']:.0e} on spike traces; "
+                         f"{100 * metrics['lsm']['rate']:.1f}% of neurons spike per step")
         if "gru" in metrics:
             g = metrics["gru"]
             lines.append(f"  training    {g['epochs']} epochs, best {g['best_epoch']}, "

@@ -63,8 +63,50 @@ class ESNConfig:
         return self.units
 
 
-CONFIGS = {"gru": GRUConfig, "esn": ESNConfig}
-ModelConfig = GRUConfig | ESNConfig
+@dataclass(frozen=True)
+class LSMConfig:
+    """A spiking reservoir (liquid state machine) of `units` leaky integrate-and-fire neurons.
+
+    Input: send-on-delta spikes, an up and a down channel per input (thresholds learned from the
+    training data). Synapses: int8, `weights` "ternary" (-1, 0, 1) or "int8", recurrent ones kept
+    with probability `density`, each matrix with one scale (`input_gain`, `recurrent_gain` times
+    the threshold). Membrane time constant `tau_mem` and trace time constant `tau_trace` in samples.
+    """
+
+    input_size: int = 1
+    units: int = 500
+    density: float = 0.1
+    weights: str = "ternary"
+    threshold: float = 1.0
+    tau_mem: float = 8.0
+    tau_trace: float = 8.0
+    input_gain: float = 0.8
+    recurrent_gain: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("LSMConfig", "input_size", self.input_size, 1, 4096)
+        check_int("LSMConfig", "units", self.units, 2, 8192)
+        check_float("LSMConfig", "density", self.density, 0.0, 1.0, lo_open=True)
+        if self.weights not in ("ternary", "int8"):
+            raise ArtifactError(f"The 'weights' parameter of LSMConfig must be 'ternary' or 'int8'. "
+                                f"Got {self.weights!r} instead.")
+        check_float("LSMConfig", "threshold", self.threshold, 0.0, 1e6, lo_open=True)
+        check_float("LSMConfig", "tau_mem", self.tau_mem, 1.0, 1e6, lo_open=True)
+        check_float("LSMConfig", "tau_trace", self.tau_trace, 0.0, 1e6, lo_open=True)
+        check_float("LSMConfig", "input_gain", self.input_gain, 0.0, 1e6, lo_open=True)
+        check_float("LSMConfig", "recurrent_gain", self.recurrent_gain, 0.0, 1e6)
+        check_int("LSMConfig", "seed", self.seed, 0, 2**32 - 1)
+
+    kind = "lsm"
+
+    @property
+    def state_size(self) -> int:
+        return 3 * self.units + self.input_size
+
+
+CONFIGS = {"gru": GRUConfig, "esn": ESNConfig, "lsm": LSMConfig}
+ModelConfig = GRUConfig | ESNConfig | LSMConfig
 
 
 def config_to_dict(config: ModelConfig) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.specs import ESNConfig, GRUConfig
+from edge.specs import ESNConfig, GRUConfig, LSMConfig
 from edge.errors import ConfigError
 from edge.validation import check_float, check_int
 
@@ -57,7 +57,7 @@ class TrainConfig:
     """Everything `rnnedge train` decides. The held-out tail (`val_fraction` of the rows) chooses
     the ESN ridge and stops GRU training early, then calibrates the scorer; it is never fitted on."""
 
-    model: GRUConfig | ESNConfig = field(default_factory=ESNConfig)
+    model: GRUConfig | ESNConfig | LSMConfig = field(default_factory=ESNConfig)
     gru: GRUTrainConfig = field(default_factory=GRUTrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     int8: bool = False

@@ -26,6 +26,7 @@ from edge.specs import GRUConfig, config_to_dict
 
 from .config import TrainConfig
 from .esn import fit_esn
+from .lsm import fit_lsm
 from .quantize import calibrate, quantize_weights
 
 MIN_ROWS = 100
@@ -81,13 +82,21 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     if model_cfg.kind == "esn":
         weights, report = fit_esn(model_cfg, z, n_fit, cfg.washout, int8=cfg.int8)
         metrics["esn"] = report
+    elif model_cfg.kind == "lsm":
+        if cfg.int8:
+            raise DataError("a spiking reservoir's synapses are int8 or ternary by construction and its "
+                            "activations are spikes: train it without --int8")
+        weights, metrics["lsm"] = fit_lsm(model_cfg, z, n_fit, cfg.washout)
     else:
         weights, model_cfg, metrics["gru"], pruning = _train_gru(model_cfg, z, n_fit, cfg)
     metrics["fit_seconds"] = time.perf_counter() - t_fit  # training (and pruning), nothing else
     float_cell = build_cell(model_cfg, weights)
     y_float = forecasts(float_cell, z)
     metrics["float_rmse"] = rmse(z[n_fit:] - y_float[n_fit - 1:])
-    ranges, calibration = calibrate(float_cell, z[:n_fit])
+    if model_cfg.kind == "lsm":  # no int8 targets to calibrate for: its synapses are int8 already
+        ranges, calibration = None, {}
+    else:
+        ranges, calibration = calibrate(float_cell, z[:n_fit])
     calibration["stream"] = values[-VERIFY_ROWS:]  # raw rows `rnnedge verify` replays by default
 
     quantization = None

@@ -1,0 +1,84 @@
+"""The spiking reservoir: event-driven and dense steps agree, the synapses round-trip through the
+artifact as int8, training and the runtime's detector serve it, SynOps follow activity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.artifact import load_artifact
+from edge.detector import Detector
+from edge.lsm import LSMCell, make_reservoir
+from edge.specs import LSMConfig
+
+from .conftest import sine_series, write_csv
+
+
+@pytest.fixture(scope="module", params=["ternary", "int8"])
+def lsm(request, tmp_path_factory):
+    from trainer.config import TrainConfig
+    from trainer.pipeline import train
+    from edge.data import read_csv
+    path = write_csv(tmp_path_factory.mktemp("lsm") / "s.csv", sine_series(1200, 2), names=("a", "b"))
+    cfg = TrainConfig(model=LSMConfig(input_size=2, units=120, weights=request.param, seed=4))
+    return load_artifact(train(read_csv(path), cfg, tmp_path_factory.mktemp("m")))
+
+
+def test_event_driven_step_equals_the_dense_one(lsm):
+    cell = lsm.cell()
+    z = lsm.normalizer.normalize(sine_series(400, 2, seed=9))
+    rng = np.random.default_rng(0)
+    s_ev = s_dn = np.zeros((3, cell.state_size), np.float32)
+    spikes = 0
+    for t in range(400):
+        x = np.stack([z[t], z[t] + 0.1 * rng.standard_normal(2).astype(np.float32), -z[t]])
+        y_ev, s_ev, ops = cell.step_counted(x, s_ev)
+        y_dn, s_dn = cell.step_dense(x, s_dn)
+        np.testing.assert_array_equal(s_ev, s_dn)
+        np.testing.assert_array_equal(y_ev, y_dn)
+        n = cell.config.units
+        spikes += int(s_ev[:, 2 * n:3 * n].sum())
+        assert (ops <= cell.dense_macs()).all()
+    assert spikes > 0
+
+
+def test_synapses_round_trip_as_int8_and_the_reservoir_is_seeded(lsm):
+    for name in ("w.q", "w_in.q"):
+        assert lsm.weights[name].dtype == np.int8
+    if lsm.config.weights == "ternary":
+        assert set(np.unique(lsm.weights["w.q"])) <= {-1, 0, 1}
+    again = make_reservoir(lsm.config)
+    np.testing.assert_array_equal(again["w.q"], lsm.weights["w.q"])
+    assert abs(np.count_nonzero(lsm.weights["w.q"]) / lsm.config.units ** 2 - lsm.config.density) < 0.03
+
+
+def test_synops_follow_activity():
+    c = LSMConfig(input_size=1, units=200, seed=1)
+    w = make_reservoir(c)
+    w.update({"delta": np.array([0.1], np.float32), "readout.weight": np.zeros((1, 201), np.float32),
+              "readout.bias": np.zeros(1, np.float32)})
+    cell = LSMCell.from_weights(c, w)
+    quiet = np.zeros((1, cell.state_size), np.float32)
+    _, _, ops = cell.step_counted(np.zeros((1, 1), np.float32), quiet)
+    assert ops[0] == 0  # no input change, no spikes: no work
+    busy = quiet.copy()
+    busy[0, 400:600] = 1.0  # every neuron spiked last step
+    _, _, ops = cell.step_counted(np.full((1, 1), 5.0, np.float32), busy)
+    assert ops[0] == np.count_nonzero(w["w.q"]) + np.count_nonzero(w["w_in.q"][:, 0])
+
+
+def test_detector_serves_it_and_converters_refuse_it(lsm):
+    from converters.convert import emit
+    from edge.errors import RnnEdgeError
+    out = Detector(lsm).run(sine_series(300, 2, seed=2))
+    assert out["score"].shape == (300,) and np.isfinite(out["forecast"]).all()
+    with pytest.raises(RnnEdgeError, match="no ONNX or TFLite target"):
+        emit(lsm, "tflite", lsm.path)
+
+
+def test_cli_trains_lsm_and_refuses_int8(tmp_path, sine_csv, capsys):
+    from edge.cli import main
+    assert main(["train", str(sine_csv), "--kind", "lsm", "--units", "80", "-o", str(tmp_path / "m")]) == 0
+    assert "lsm (spiking)" in capsys.readouterr().out
+    assert main(["train", str(sine_csv), "--kind", "lsm", "--int8", "-o", str(tmp_path / "m8")]) == 1
+    assert "train it without --int8" in capsys.readouterr().err
