@@ -252,6 +252,8 @@ class Runtime:
     def _stream(self, topic: str) -> str:
         s = self._streams.get(topic)
         if s is None:
+            if len(self._streams) > 4 * self.engine.config.max_streams:  # a flood of topics: start over
+                self._streams.clear()
             s = self._streams[topic] = stream_of(self.config.subscribe, topic)
         return s
 

@@ -1,4 +1,5 @@
-"""`rnnedge evaluate nab`: the Numenta Anomaly Benchmark, run strictly online.
+"""`rnnedge evaluate`: the Numenta Anomaly Benchmark run strictly online (`evaluate_nab`), and
+labelled multivariate CSV files (`evaluate_csv`, at the end of this module).
 
 For each of NAB's files: train and calibrate on the probationary period only (the first
 min(floor(0.15 n), 750) records; nothing after it is read for training), then step every record in
@@ -93,6 +94,7 @@ def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend
     t0 = time.perf_counter()
     corpus = nab.Corpus.load(root)
     names = [n for n in corpus.names if not only or any(o in n for o in only)]
+    subset = len(names) != len(corpus.names)
     if not names:
         raise DataError(f"no NAB file matches {only}")
     if only:
@@ -132,7 +134,7 @@ def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend
                       corpus.timestamps[name], values, results[name], wins, report.thresholds["standard"],
                       nab.probation(len(values)))
     report.seconds = time.perf_counter() - t0
-    _write_summary(out, report, cfg, backend, len(names) != len(nab.Corpus.load(root).names))
+    _write_summary(out, report, cfg, backend, subset)
     return report
 
 
