@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "rnnedge convert models/taxi-gru --profile esp32-s3 --data data.csv"))
     p.add_argument("model", help="model directory")
     p.add_argument("--targets", metavar="A,B", help="targets to emit (default: the profile's, else all "
-                                                     "the model allows): " + ", ".join(target_names))
+                                                     "the model allows): " + ", ".join(target_names) +
+                   "; nir for a spiking reservoir (its default)")
     p.add_argument("--profile", metavar="NAME", help="firmware profile name or .toml path")
     _verify_data_args(p)
     p.set_defaults(func=cmd_convert)
@@ -408,11 +409,32 @@ def cmd_profiles(args) -> int:
     return 0
 
 
+def _convert_nir(args, art) -> int:
+    """A spiking reservoir to NIR, proved in Norse when it is installed."""
+    from converters import nir_target
+    path = nir_target.write(art)
+    print(f"wrote {path} ({path.stat().st_size} bytes): input {2 * art.config.input_size} spike channels -> "
+          f"{art.config.units} LIF neurons, recurrent, dt {nir_target.DT} sample; re-read with nir.read")
+    values, source = _stream(args, art)
+    inputs, ref = nir_target.reference_spikes(art, values)
+    try:
+        got = nir_target.norse_spikes(path, inputs)
+    except MissingDependencyError as e:
+        print(f"not proved in a simulator: {e}")
+        return 0
+    bad = int((got != ref).any(axis=1).sum())
+    print(f"Norse (norse.torch.from_nir) on {source}: {len(ref)} steps, {int(ref.sum())} reference spikes, "
+          f"{bad} step(s) differ" + (" - spike-exact" if not bad else ""))
+    return 0 if bad == 0 else 1
+
+
 def cmd_convert(args) -> int:
     from .artifact import load_artifact
+    art = load_artifact(args.model)
+    if args.targets == "nir" or (art.config.kind == "lsm" and not args.targets):
+        return _convert_nir(args, art)
     _host("convert")
     from converters.profiles import load_profile
-    art = load_artifact(args.model)
     profile = load_profile(args.profile) if args.profile else None
     _convert(args, art, _target_list(args.targets, art, profile), profile)
     return 0

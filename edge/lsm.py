@@ -5,10 +5,10 @@ exponentially filtered spike traces.
 Per step (forward Euler, dt = 1 sample), for each stream:
     up_c = x_c - ref_c >= delta_c, down_c = x_c - ref_c <= -delta_c     ref += delta (up - down)
     I = s_in * W_in^q [up; down] + s_rec * W^q s_prev                   (the recurrent edge: one step late)
-    v = (1 - 1/tau_mem) v + I;  s = v >= threshold;  v = 0 where s      (reset to zero)
+    v = (1 - 1/tau_mem) v + I;  s = v > threshold;  v = 0 where s       (reset to zero)
     tr = exp(-1/tau_trace) tr + s
     y_hat = W_out [tr; x] + b_out
-W_in^q and W^q are int8 (ternary: -1, 0, 1, or full int8) with one float scale each; the state is
+W_in^q and W^q are int8 (ternary: -1, 0, 1, or full int8) with one power-of-two scale each; the state is
 [v; tr; s; ref], float32[B, 3N + D]. `step` sums only the columns of the neurons (and input
 channels) that spiked, so the work follows activity, and counts the synaptic operations it did.
 `step_dense` is the same arithmetic as dense products (tested identical).
@@ -63,8 +63,15 @@ def make_reservoir(c: LSMConfig) -> dict[str, np.ndarray]:
     w = (w * mask).astype(np.int8)
     w_in = (w_in * (rng.random((n, 2 * d)) < 0.5)).astype(np.int8)
     fan_in = max(1.0, c.density * n)
-    return {"w_in.q": w_in, "w_in.scale": np.array([c.input_gain * c.threshold * unit], np.float32),
-            "w.q": w, "w.scale": np.array([c.recurrent_gain * c.threshold * unit / np.sqrt(fan_in)], np.float32)}
+    return {"w_in.q": w_in, "w_in.scale": _pow2(c.input_gain * c.threshold * unit),
+            "w.q": w, "w.scale": _pow2(c.recurrent_gain * c.threshold * unit / np.sqrt(fan_in))}
+
+
+def _pow2(x: float) -> np.ndarray:
+    """The nearest power of two: a shift on integer hardware, and exact products and sums in float32,
+    so that a simulator that folds the scale (and tau_mem / dt) into the weights fires the same
+    spikes (exactly when tau_mem is a power of two too)."""
+    return np.array([2.0 ** np.round(np.log2(x)) if x > 0 else 0.0], np.float32)
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class LSMCell(ConfigShapes):
     def _lif(self, v, tr, current):
         c = self.config
         v = np.float32(1.0 - 1.0 / c.tau_mem) * v + current
-        s = v >= np.float32(c.threshold)
+        s = v > np.float32(c.threshold)  # strictly above, as NIR simulators do (Heaviside of v - threshold)
         v = np.where(s, np.float32(0.0), v)
         tr = np.float32(np.exp(-1.0 / c.tau_trace)) * tr + s
         return v, tr, s

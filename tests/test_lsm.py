@@ -82,3 +82,20 @@ def test_cli_trains_lsm_and_refuses_int8(tmp_path, sine_csv, capsys):
     assert "lsm (spiking)" in capsys.readouterr().out
     assert main(["train", str(sine_csv), "--kind", "lsm", "--int8", "-o", str(tmp_path / "m8")]) == 1
     assert "train it without --int8" in capsys.readouterr().err
+
+
+def test_nir_export_is_spike_exact_in_norse(lsm, tmp_path):
+    """The .nir file re-reads with nir.read and, imported into Norse, fires exactly the reference's
+    spikes over 2,000 steps of input spikes from the send-on-delta encoder."""
+    nir = pytest.importorskip("nir")
+    pytest.importorskip("norse")
+    from converters import nir_target
+    path = nir_target.write(lsm, tmp_path)
+    g = nir.read(str(path))
+    assert set(g.nodes) == {"input", "w_in", "lif", "w_rec", "output"} and ("w_rec", "lif") in g.edges
+    assert g.metadata["dt"] == 1.0 and g.metadata["synapses"] == lsm.config.weights
+    values = np.vstack([sine_series(1000, 2, seed=5), 1.5 * sine_series(1000, 2, seed=6)])
+    inputs, ref = nir_target.reference_spikes(lsm, values)
+    got = nir_target.norse_spikes(path, inputs)
+    assert ref.sum() > 1000
+    np.testing.assert_array_equal(got, ref)
