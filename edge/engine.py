@@ -102,11 +102,12 @@ class Engine:
             getattr(self, name)[:n] = a
         self._free = list(range(2 * n - 1, n - 1, -1))
 
-    def _reset(self, i: int, *, alerts: bool) -> None:
+    def _reset(self, i: int, *, whole: bool) -> None:
+        """Restart slot i's model from the zero state; with `whole`, everything (a new stream)."""
         self.model[i] = 0.0
         self.forecast[i] = 0.0
         self.seen[i] = 0
-        if alerts:
+        if whole:
             self.active[i] = False
             self.above[i] = self.below[i] = self.cooldown[i] = 0
             self.adapt[i] = Adaptive.zeros(1)[0]
@@ -122,7 +123,7 @@ class Engine:
         if not self._free:
             self._grow()
         i = self._free.pop()
-        self._reset(i, alerts=True)
+        self._reset(i, whole=True)
         self.slots[stream] = i
         return i
 
@@ -249,7 +250,7 @@ class Engine:
             jumped = (ts - self.last_ts[idx] > gap) & np.isfinite(self.last_ts[idx])
             if jumped.any():
                 for i in np.atleast_1d(np.arange(len(self.seen))[idx])[jumped]:
-                    self._reset(int(i), alerts=False)
+                    self._reset(int(i), whole=False)
                 self.counters["gaps"] += int(jumped.sum())
         st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
                            AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]),
