@@ -406,6 +406,13 @@ def cmd_profiles(args) -> int:
         rows.append((p.name, f"{p.runtime}/{p.delegate}", ",".join(p.targets), f"{p.flash_kib} KiB",
                      f"{p.ram_kib} KiB", f"{p.step_budget_us:g} us", f"x{p.speed_factor:g}"))
     print(text_table(rows))
+    from converters import neuromorphic
+    rows = [("neuromorphic profile", "neurons", "synapses", "weight bits", "source")]
+    for n in neuromorphic.names():
+        p = neuromorphic.load(n)
+        rows.append((p.name, f"{p.neurons:,}", f"{p.synapses:,}", str(p.weight_bits), p.source))
+    print()
+    print(text_table(rows))
     return 0
 
 
@@ -428,11 +435,30 @@ def _convert_nir(args, art) -> int:
     return 0 if bad == 0 else 1
 
 
+def _check_neuromorphic(args, art) -> int:
+    from converters import neuromorphic
+    from converters.check import violations_table
+
+    from .report import text_table
+    prof = neuromorphic.load(args.profile)
+    need = neuromorphic.needs(art)
+    rows = [("", "needs", f"{prof.name} allows")]
+    rows += [(k, f"{need[k]:,}", f"{getattr(prof, k):,}") for k in ("neurons", "synapses", "weight_bits")]
+    print(text_table(rows))
+    bad = neuromorphic.check(prof, art)
+    if bad:
+        print(violations_table(bad))
+        raise RnnEdgeError(f"the model does not fit {prof.name} ({prof.source})")
+    print(f"fits {prof.name} by its published limits ({prof.source}); budget check only, not run on the device")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .artifact import load_artifact
     art = load_artifact(args.model)
     if args.targets == "nir" or (art.config.kind == "lsm" and not args.targets):
-        return _convert_nir(args, art)
+        rc = _convert_nir(args, art)
+        return rc or (_check_neuromorphic(args, art) if args.profile else 0)
     _host("convert")
     from converters.profiles import load_profile
     profile = load_profile(args.profile) if args.profile else None

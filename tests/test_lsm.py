@@ -99,3 +99,23 @@ def test_nir_export_is_spike_exact_in_norse(lsm, tmp_path):
     got = nir_target.norse_spikes(path, inputs)
     assert ref.sum() > 1000
     np.testing.assert_array_equal(got, ref)
+
+
+def test_neuromorphic_profile_budget(lsm, tmp_path):
+    from converters import neuromorphic
+    from converters.profiles import ProfileError
+    loihi = neuromorphic.load("loihi2")
+    assert loihi.neurons == 1_000_000 and neuromorphic.check(loihi, lsm) == []
+    need = neuromorphic.needs(lsm)
+    assert need["weight_bits"] == (2 if lsm.config.weights == "ternary" else 8)
+    small = tmp_path / "tiny.toml"
+    small.write_text('name = "tiny"\ndescription = "d"\nsource = "s"\nneurons = 100\nsynapses = 1000\n'
+                     'weight_bits = 4\ncores = 1\n')
+    bad = {v.check for v in neuromorphic.check(neuromorphic.load(small), lsm)}
+    assert {"neurons", "synapses"} <= bad and (("weight_bits" in bad) == (lsm.config.weights == "int8"))
+    small.write_text(small.read_text().replace("neurons = 100", "neurons = -1"))
+    with pytest.raises(ProfileError, match="key 'neurons' must be a positive integer"):
+        neuromorphic.load(small)
+    small.write_text(small.read_text() + "clock_mhz = 5\n")
+    with pytest.raises(ProfileError, match="unknown key 'clock_mhz'"):
+        neuromorphic.load(small)
