@@ -101,10 +101,14 @@ def norse_spikes(path: Path, inputs: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = from_nir(_nir().read(str(path)), dt=DT)
-    out, state = np.empty((len(inputs), 0), np.float32), None
-    rows = []
+    spikes, state = np.empty((len(inputs), module_width(path)), np.float32), None
     with torch.no_grad():
         for t in range(len(inputs)):
             y, state = module(torch.from_numpy(inputs[t:t + 1]), state)
-            rows.append(y.numpy()[0])
-    return np.asarray(rows, np.float32) if rows else out
+            spikes[t] = y.numpy()[0]
+    return spikes
+
+
+def module_width(path: Path) -> int:
+    """The number of output spikes (neurons) the graph in `path` declares."""
+    return int(_nir().read(str(path)).nodes["output"].output_type["output"][0])

@@ -678,7 +678,6 @@ def cmd_run(args) -> int:
     import os
     import signal
     import tempfile
-    import threading
 
     from . import broker
     from .engine import EngineConfig
@@ -719,7 +718,7 @@ def cmd_run(args) -> int:
             signal.signal(signal.SIGHUP, lambda *a: rt.reload_event.set())
         until = None
         if args.replay:
-            until = _start_replay(args, rt, url, threading)
+            until = _start_replay(args, rt)
         if args.duration:
             end = time.monotonic() + args.duration
             inner = until
@@ -735,8 +734,10 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _start_replay(args, rt, url, threading):
+def _start_replay(args, rt):
     """Publish --replay in a thread once the runtime is subscribed; `until` for Runtime.run."""
+    import threading
+
     from .data import read_csv
     from .replay import replay
     series = read_csv(args.replay, columns=rt.engine.features)

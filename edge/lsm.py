@@ -116,13 +116,16 @@ class LSMCell(ConfigShapes):
         tr = np.float32(np.exp(-1.0 / c.tau_trace)) * tr + s
         return v, tr, s
 
-    def step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-        y, state, ops = self.step_counted(x, state)
+    def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y, state, _ = self._step(x, state, count=False)
         return y, state
 
     def step_counted(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`step`, plus the synaptic operations each stream did: int64[B] (one per nonzero synapse
         of a spiking neuron or input channel)."""
+        return self._step(x, state, count=True)
+
+    def _step(self, x: np.ndarray, state: np.ndarray, *, count: bool):
         v, tr, s_prev, ref = self.split(state)
         u, ref = self._encode(x, ref)
         b = x.shape[0]
@@ -132,7 +135,8 @@ class LSMCell(ConfigShapes):
             on_in, on = np.flatnonzero(u[k]), np.flatnonzero(s_prev[k])
             current[k] = (self._in_cols[on_in].sum(axis=0).astype(np.float32) * self.w_in_scale
                           + self._cols[on].sum(axis=0).astype(np.float32) * self.w_scale)
-            ops[k] = self._in_fanout[on_in].sum() + self._fanout[on].sum()
+            if count:
+                ops[k] = self._in_fanout[on_in].sum() + self._fanout[on].sum()
         v, tr, s = self._lif(v, tr, current)
         new = np.concatenate([v, tr, s.astype(np.float32), ref], axis=1)
         return self.readout(tr, x), new, ops

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .errors import ArtifactError
-from .validation import check_float, check_int
+from .validation import check_choice, check_float, check_int
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,7 @@ class LSMConfig:
         check_int("LSMConfig", "input_size", self.input_size, 1, 4096)
         check_int("LSMConfig", "units", self.units, 2, 8192)
         check_float("LSMConfig", "density", self.density, 0.0, 1.0, lo_open=True)
-        if self.weights not in ("ternary", "int8"):
-            raise ArtifactError(f"The 'weights' parameter of LSMConfig must be 'ternary' or 'int8'. "
-                                f"Got {self.weights!r} instead.")
+        check_choice("LSMConfig", "weights", self.weights, ("ternary", "int8"))
         check_float("LSMConfig", "threshold", self.threshold, 0.0, 1e6, lo_open=True)
         check_float("LSMConfig", "tau_mem", self.tau_mem, 1.0, 1e6, lo_open=True)
         check_float("LSMConfig", "tau_trace", self.tau_trace, 0.0, 1e6, lo_open=True)
