@@ -84,3 +84,29 @@ def alert_step(cfg: AlertConfig, st: AlertState, scores: np.ndarray) -> tuple[Al
     cooldown[cleared] = cfg.cooldown
     events = np.where(raised, RAISED, np.where(cleared, CLEARED, NONE)).astype(np.int8)
     return AlertState(active, above, below, cooldown), events
+
+
+def alert_step_one(cfg: AlertConfig, st: AlertState, i: int, score: float) -> int:
+    """`alert_step` for stream i alone, in Python scalars, updating st's row i in place. Returns its
+    event (RAISED, CLEARED or NONE)."""
+    active, above, below, cooldown = bool(st.active[i]), int(st.above[i]), int(st.below[i]), int(st.cooldown[i])
+    hot = score >= cfg.threshold
+    if not hot and not active:
+        if above or below or cooldown:
+            st.above[i] = st.below[i] = 0
+            st.cooldown[i] = max(cooldown - 1, 0)
+        return NONE
+    event = NONE
+    if active:
+        below = below + 1 if score < cfg.clear_threshold else 0
+        above = 0
+        if below >= cfg.clear_after:
+            active, below, cooldown, event = False, 0, cfg.cooldown, CLEARED
+    else:
+        above = above + 1 if hot else 0
+        below = 0
+        cooldown = max(cooldown - 1, 0)
+        if above >= cfg.raise_after and cooldown == 0:
+            active, above, event = True, 0, RAISED
+    st.active[i], st.above[i], st.below[i], st.cooldown[i] = active, above, below, cooldown
+    return event

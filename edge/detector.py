@@ -5,10 +5,11 @@ and drift-adaptive), advance the alert machine, step the model. The runtime, the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from .alerts import AlertState, alert_step
+from .alerts import NONE, AlertState, alert_step, alert_step_one
 from .artifact import Artifact
 from .cell import Cell, init_state
 from .errors import ArtifactError, DataError
@@ -30,11 +31,24 @@ class DetectorState:
 @dataclass(frozen=True)
 class StepResult:
     score: np.ndarray     # float64[B] in [0, 1]; 0 during warm-up
-    distance: np.ndarray  # float32[B]
-    share: np.ndarray     # float32[B, D]: each channel's share of the squared distance
+    distance: np.ndarray  # float64[B]
+    share: np.ndarray     # float64[B, D]: each channel's share of the squared distance
     events: np.ndarray    # int8[B]: alerts.RAISED, alerts.CLEARED or alerts.NONE
     adaptive: np.ndarray  # float64[B] in [0, 1): surprise relative to the stream's own recent scores
     first: np.ndarray     # float64[B]: `adaptive` where it starts an episode, damped elsewhere
+
+
+class RowResult(NamedTuple):
+    """`StepResult` of one stream, in Python scalars. share and forecast (the normalised forecast
+    this sample was scored against) are filled only on an alert event, the only place they are used."""
+
+    score: float
+    distance: float
+    event: int
+    adaptive: float
+    first: float
+    share: list | None = None
+    forecast: np.ndarray | None = None
 
 
 class Detector:
@@ -82,6 +96,37 @@ class Detector:
         return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent),
                 StepResult(score, distance, share, events, adaptive, first))
 
+    def step_row(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
+        """`step` for the stream in row i of st alone, updating that row in place; x: float32[D] raw
+        values. The same arithmetic as `step` in Python floats (only the cell runs in numpy), so one
+        stream, the common case on a device, pays no fixed cost of numpy calls on one-element arrays.
+        Equal to `step` up to the last bit of exp/log1p (tested)."""
+        if x.dtype != np.float32:
+            x = x.astype(np.float32)
+        norm = self.normalizer
+        z = ((x - norm.mean) / norm.std)[None]  # float32[1, D], as Normalizer.normalize computes it
+        seen = int(st.seen[i])
+        live = seen > self.warmup
+        scorer = self.scorer
+        distance, z2 = scorer.distance_one((z[0] - st.forecast[i]).tolist())
+        score = scorer.score_one(distance) if live else 0.0
+        ext = st.extent[i]
+        (lo, hi), xs = ext.tolist(), x.tolist()
+        novel = any(v < a or v > b for v, a, b in zip(xs, lo, hi))
+        if novel:
+            np.minimum(ext[0], x, out=ext[0])
+            np.maximum(ext[1], x, out=ext[1])
+        adaptive, first = self.adaptive.advance_one(st.adapt[i], scorer.log_survival_one(distance, score),
+                                                    live, novel)
+        event = alert_step_one(self.alert_config, st.alerts, i, score)
+        share = forecast = None
+        if event:
+            total = sum(z2)
+            share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
+        y, model = self.cell.step(z, st.model[i:i + 1])
+        st.forecast[i], st.model[i], st.seen[i] = y[0], model[0], seen + 1
+        return RowResult(score, distance, event, adaptive, first, share, forecast)
+
     def run(self, values: np.ndarray) -> dict[str, np.ndarray]:
         """Score one recorded stream values float[T, D] sample by sample, as the runtime would."""
         values = np.asarray(values, np.float32)
@@ -89,14 +134,14 @@ class Detector:
             raise DataError(f"Detector.run needs values float[T, {self.cell.input_size}] "
                             f"({', '.join(self.artifact.features)}), got shape {list(values.shape)}")
         st = self.init(1)
-        out = {"score": np.empty(len(values)), "events": np.empty(len(values), np.int8),
-               "distance": np.empty(len(values), np.float32), "adaptive": np.empty(len(values)),
-               "first": np.empty(len(values)), "active": np.empty(len(values), bool),
-               "forecast": np.empty(values.shape, np.float32)}
-        for t in range(len(values)):
-            st, r = self.step(st, values[t:t + 1])
-            out["score"][t], out["events"][t], out["distance"][t] = r.score[0], r.events[0], r.distance[0]
-            out["adaptive"][t], out["first"][t], out["active"][t] = r.adaptive[0], r.first[0], st.alerts.active[0]
-            out["forecast"][t] = st.forecast[0]
-        out["forecast"] = self.normalizer.denormalize(out["forecast"])  # of the next sample, raw units
-        return out
+        n = len(values)
+        score, distance, adaptive, first = (np.empty(n) for _ in range(4))
+        events, active = np.empty(n, np.int8), np.empty(n, bool)
+        forecast = np.empty(values.shape, np.float32)
+        for t in range(n):
+            r = self.step_row(st, 0, values[t])
+            score[t], distance[t], adaptive[t], first[t], events[t] = r.score, r.distance, r.adaptive, r.first, r.event
+            active[t] = st.alerts.active[0]
+            forecast[t] = st.forecast[0]
+        return {"score": score, "events": events, "distance": distance, "adaptive": adaptive, "first": first,
+                "active": active, "forecast": self.normalizer.denormalize(forecast)}  # of the next sample, raw

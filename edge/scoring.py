@@ -12,6 +12,7 @@ in calibration (0.999 vs 0.999999) instead of saturating at 1.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -51,12 +52,16 @@ class Scorer:
         return cls(center.astype(np.float32), scale.astype(np.float32), knots_d, knots_p, beta)
 
     def distance(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """residual float32[B, D] -> (d float32[B], per-channel share of d^2 float32[B, D])."""
-        z = (residual - self.center) / self.scale
+        """residual float32[B, D] -> (d float64[B], per-channel share of d^2 float64[B, D]).
+        In float64, as `fit` calibrated it, with the channels summed in order, so that `distance_one`
+        computes the same values bit for bit."""
+        z = (residual.astype(np.float64) - self._center) / self._scale
         z2 = z * z
-        total = np.add.reduce(z2, axis=1)
-        share = z2 / np.maximum(total, np.float32(1e-30))[:, None]
-        return np.sqrt(total / np.float32(z2.shape[1])), share
+        total = z2[:, 0].copy()
+        for c in range(1, z2.shape[1]):
+            total += z2[:, c]
+        share = z2 / np.maximum(total, 1e-300)[:, None]
+        return np.sqrt(total / z2.shape[1]), share
 
     def score(self, d: np.ndarray) -> np.ndarray:
         """d float[B] -> score float64[B] in [0, 1]; higher is more anomalous."""
@@ -81,6 +86,44 @@ class Scorer:
             return body
         tail = np.log1p(-p_tail) - (d - d_tail) / self.tail_beta
         return np.where(far, tail, body)
+
+    # One stream in Python floats: the arithmetic above in the same order, without the fixed cost of
+    # numpy calls on one-element arrays. Equal to the batched methods except where numpy's vectorised
+    # exp/log1p and libm's differ in the last bit (tested to 1e-12).
+    def distance_one(self, residual: list[float]) -> tuple[float, list[float]]:
+        """residual: D floats (float32 values) -> (d, the squared standardised residuals)."""
+        z2 = [z * z for z in ((e - c) / s for e, c, s in zip(residual, self._center_list, self._scale_list))]
+        total = z2[0]
+        for v in z2[1:]:
+            total += v
+        return math.sqrt(total / len(z2)), z2
+
+    def score_one(self, d: float) -> float:
+        kd, kp = self._knots_d_list, self._knots_p_list
+        if d > kd[-1]:
+            return 1.0 - (1.0 - kp[-1]) * math.exp(-(d - kd[-1]) / self.tail_beta)
+        j = bisect.bisect_right(kd, d) - 1  # np.interp's rule: kd[j] <= d < kd[j + 1]
+        if j < 0:
+            return kp[0]
+        if j == len(kd) - 1 or kd[j] == d:
+            return kp[j]
+        return (kp[j + 1] - kp[j]) / (kd[j + 1] - kd[j]) * (d - kd[j]) + kp[j]
+
+    def log_survival_one(self, d: float, score: float) -> float:
+        d_tail, p_tail = self._knots_d_list[-1], self._knots_p_list[-1]
+        if d > d_tail:
+            return math.log1p(-p_tail) - (d - d_tail) / self.tail_beta
+        return math.log1p(-min(score, p_tail))
+
+    def __post_init__(self) -> None:
+        # float64 copies for the batched path and Python lists for the one-stream path, made once
+        set_ = object.__setattr__
+        set_(self, "_center", self.center.astype(np.float64))
+        set_(self, "_scale", self.scale.astype(np.float64))
+        set_(self, "_center_list", self._center.tolist())
+        set_(self, "_scale_list", self._scale.tolist())
+        set_(self, "_knots_d_list", np.asarray(self.knots_d, np.float64).tolist())
+        set_(self, "_knots_p_list", np.asarray(self.knots_p, np.float64).tolist())
 
     def to_dict(self) -> dict:
         return {"center": self.center.tolist(), "scale": self.scale.tolist(),
@@ -109,7 +152,7 @@ class Scorer:
         return s
 
 
-_NEG_INV_LN10 = -1.0 / np.log(10.0)
+_NEG_INV_LN10 = float(-1.0 / np.log(10.0))
 
 
 @dataclass(frozen=True)
@@ -142,6 +185,7 @@ class Adaptive:
         check_float("Adaptive", "squash", self.squash, 0.0, 1e6, lo_open=True)
         check_float("Adaptive", "refractory", self.refractory, 1.0, 1e9)
         check_float("Adaptive", "novelty", self.novelty, 0.0, 1.0, hi_open=True)
+        object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
 
     @staticmethod
     def zeros(batch: int) -> np.ndarray:
@@ -173,30 +217,36 @@ class Adaptive:
         new[:, 0] = m + a * dev
         new[:, 1] = (1.0 - a) * (v + a * dev * dev)
         new[:, 2] = n + 1.0
-        decay = np.exp(-1.0 / self.refractory)
-        new[:, 3] = np.maximum(np.where(peak > 0, peak * decay, peak), adaptive)
+        new[:, 3] = np.maximum(np.where(peak > 0, peak * self._decay, peak), adaptive)
         if not everyone:  # streams still warming up keep their statistics as they were
             new[~live] = state[~live]
         return adaptive, first, new
 
     def _step_one(self, state, log_survival, live, novel):
-        """`step` for one stream in Python floats: the same float64 arithmetic in the same order
-        (tested bit for bit), without the fixed cost of 30 numpy calls on one-element arrays."""
-        m, v, n, peak = state[0].tolist()
-        if not live[0]:
-            return np.zeros(1), np.zeros(1), state.copy()
-        r = float(log_survival[0]) * _NEG_INV_LN10
+        new = state.copy()
+        adaptive, first = self.advance_one(new[0], float(log_survival[0]), bool(live[0]),
+                                           novel is not None and bool(novel[0]))
+        return np.array([adaptive]), np.array([first]), new
+
+    def advance_one(self, row: np.ndarray, log_survival: float, live: bool, novel: bool) -> tuple[float, float]:
+        """`step` for one stream in Python floats, updating its state row float64[4] in place: the
+        same float64 arithmetic in the same order (tested bit for bit), without the fixed cost of 30
+        numpy calls on one-element arrays. Returns (adaptive, first)."""
+        if not live:
+            return 0.0, 0.0
+        m, v, n, peak = row.tolist()
+        r = log_survival * _NEG_INV_LN10
         dev = r - m
         z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
         z = max(z, 0.0)
         adaptive = z / (z + self.squash)
-        if novel is not None and self.novelty and novel[0]:
+        if novel and self.novelty:
             adaptive = max(adaptive, self.novelty)
         first = adaptive if adaptive > peak else 0.01 * adaptive
         a = max(1.0 / self.horizon, 1.0 / (n + 1.0))
-        decayed = peak * float(np.exp(-1.0 / self.refractory)) if peak > 0 else peak
-        new = np.array([[m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0, max(decayed, adaptive)]])
-        return np.array([adaptive]), np.array([first]), new
+        row[:] = (m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0,
+                  max(peak * self._decay if peak > 0 else peak, adaptive))
+        return adaptive, first
 
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,

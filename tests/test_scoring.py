@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge.alerts import CLEARED, NONE, RAISED, AlertConfig, AlertState, alert_step
+from edge.alerts import CLEARED, NONE, RAISED, AlertConfig, AlertState, alert_step, alert_step_one
 from edge.errors import ConfigError
 from edge.scoring import Scorer
 
@@ -62,6 +62,21 @@ def test_alert_cooldown_and_batch_independence():
     assert list(e) == [RAISED, NONE] and list(st.active) == [True, False]
 
 
+def test_alert_one_stream_path_equals_the_batched_one():
+    cfg = AlertConfig(threshold=0.99, clear_threshold=0.9, raise_after=2, clear_after=3, cooldown=4)
+    rng = np.random.default_rng(3)
+    scores = rng.choice([0.5, 0.95, 0.995], size=(3000, 4), p=[0.6, 0.2, 0.2])
+    batch, rows = AlertState.zeros(4), AlertState.zeros(4)
+    seen = set()
+    for t in range(3000):
+        batch, events = alert_step(cfg, batch, scores[t])
+        assert [alert_step_one(cfg, rows, b, float(scores[t, b])) for b in range(4)] == events.tolist()
+        seen.update(events.tolist())
+        for name in ("active", "above", "below", "cooldown"):
+            np.testing.assert_array_equal(getattr(rows, name), getattr(batch, name))
+    assert seen == {NONE, RAISED, CLEARED}
+
+
 def test_alert_config_validated():
     with pytest.raises(ConfigError, match="The 'clear_threshold' parameter of AlertConfig must be a float"):
         AlertConfig(threshold=0.9, clear_threshold=0.95)
@@ -79,6 +94,33 @@ def test_detector_alerts_on_injected_spike(small_model):
     assert len(raised) >= 1 and 400 <= raised[0] <= 410
     assert (out["score"][:small_model.manifest["warmup"] + 1] == 0).all()
     assert out["score"][400:406].min() > 0.999
+
+
+def test_detector_one_stream_path_equals_the_batched_step(small_model):
+    """Detector.run steps one stream in Python floats (step_row); Detector.step is the batched
+    numpy path. Same scores to the last bit of exp/log1p, same events, same state, through warm-up,
+    novel values, the far tail and raised/cleared alerts."""
+    from edge.detector import Detector
+
+    from .conftest import sine_series
+    det = Detector(small_model)
+    values = sine_series(700, small_model.config.input_size, seed=7)
+    values[300:304] += 8.0   # far tail and novel
+    values[500:520] *= 1.5   # novel, longer
+    values[600] -= 30.0
+    ref = det.run(values)
+    st = det.init(2)  # two identical streams through the batched path
+    score, events = np.empty(len(values)), np.empty(len(values), np.int8)
+    adaptive, first = np.empty(len(values)), np.empty(len(values))
+    for t in range(len(values)):
+        st, r = det.step(st, np.repeat(values[t:t + 1], 2, axis=0))
+        score[t], events[t], adaptive[t], first[t] = r.score[0], r.events[0], r.adaptive[0], r.first[0]
+    np.testing.assert_allclose(ref["score"], score, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ref["adaptive"], adaptive, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ref["first"], first, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(ref["events"], events)
+    assert (events == RAISED).sum() >= 2 and (events == CLEARED).sum() >= 1
+    assert (score > det.scorer.knots_p[-1]).any()  # the far tail was exercised
 
 
 def test_detector_refuses_wrong_width(small_model):
