@@ -90,10 +90,20 @@ def reference_spikes(art: Artifact, values: np.ndarray) -> tuple[np.ndarray, np.
     return inputs, spikes
 
 
+def _run(module, inputs: np.ndarray, width: int) -> np.ndarray:
+    """Step a NIR-imported torch module (module(x, state) -> (spikes, state)) over inputs float32[T, 2D]."""
+    import torch
+    spikes, state = np.empty((len(inputs), width), np.float32), None
+    with torch.no_grad():
+        for t in range(len(inputs)):
+            y, state = module(torch.from_numpy(inputs[t:t + 1]), state)
+            spikes[t] = y.numpy()[0]
+    return spikes
+
+
 def norse_spikes(path: Path, inputs: np.ndarray) -> np.ndarray:
     """Import the .nir file into Norse (norse.torch.from_nir) and run it on input spikes float32[T, 2D]."""
     try:
-        import torch
         from norse.torch import from_nir
     except ImportError:
         raise MissingDependencyError("the Norse check needs torch and norse: pip install --no-deps norse nirtorch") from None
@@ -101,12 +111,45 @@ def norse_spikes(path: Path, inputs: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = from_nir(_nir().read(str(path)), dt=DT)
-    spikes, state = np.empty((len(inputs), module_width(path)), np.float32), None
-    with torch.no_grad():
-        for t in range(len(inputs)):
-            y, state = module(torch.from_numpy(inputs[t:t + 1]), state)
-            spikes[t] = y.numpy()[0]
-    return spikes
+    return _run(module, inputs, module_width(path))
+
+
+SNNTORCH_DT = 1e-4  # the step snnTorch's NIR importer assumes for every LIF node
+
+
+def snntorch_spikes(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """Import the .nir file into snnTorch and run it on input spikes float32[T, 2D].
+
+    snnTorch's `import_from_nir` cannot take a recurrent graph, so this builds the module the way
+    it does inside, node by node (snntorch.import_nir._nir_to_snntorch_module) through
+    `nirtorch.nir_to_torch`, which delays the recurrent edge by one step as Norse does. That
+    converter assumes dt = 1e-4 s, so the graph's time unit (one sample) is restated as 1e-4 s: every
+    tau times 1e-4, the same dynamics. snnTorch then leaves the input unscaled and raises the
+    threshold by tau/dt instead (its membrane is tau/dt times ours, exactly: a power of two), and
+    keeps beta in float64 unless the module is cast, hence .float(). The imported beta and threshold
+    are checked before the run."""
+    try:
+        import nirtorch
+        from snntorch.import_nir import _nir_to_snntorch_module
+    except ImportError:
+        raise MissingDependencyError("the snnTorch check needs torch and snntorch: pip install --no-deps snntorch "
+                                     "nirtorch") from None
+    import contextlib
+    import io
+    nir = _nir()
+    g = nir.read(str(path))
+    lif = g.nodes["lif"]
+    tau, v_thr = float(lif.tau[0]), float(lif.v_threshold[0])  # in samples, as written
+    lif.tau = (lif.tau * np.float32(SNNTORCH_DT)).astype(np.float32)
+    convert = lambda node: _nir_to_snntorch_module(node, init_hidden=True)  # noqa: E731
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a warning about the threshold rescaling
+        module = nirtorch.nir_to_torch(g, {nir.Linear: convert, nir.LIF: convert}).float()
+    want_beta, want_thr = np.float32(1.0 - DT / tau), np.float32(tau / DT * v_thr)
+    beta, thr = module.lif.beta.numpy(), module.lif.threshold.numpy()
+    if not ((beta == want_beta).all() and (thr == want_thr).all()):
+        raise RnnEdgeError(f"snnTorch imported beta {beta.flat[0]!r} and threshold {thr.flat[0]!r}; expected "
+                           f"{want_beta!r} and {want_thr!r}: its NIR converter has changed")
+    return _run(module, inputs, module_width(path))
 
 
 def module_width(path: Path) -> int:

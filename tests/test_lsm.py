@@ -101,6 +101,20 @@ def test_nir_export_is_spike_exact_in_norse(lsm, tmp_path):
     np.testing.assert_array_equal(got, ref)
 
 
+def test_nir_export_is_spike_exact_in_snntorch(lsm, tmp_path):
+    """The second independent simulator: snnTorch's own LIF and Linear modules, built from the .nir
+    file by its NIR node converter, fire exactly the reference's spikes over 2,000 steps."""
+    pytest.importorskip("nir")
+    pytest.importorskip("snntorch")
+    from converters import nir_target
+    path = nir_target.write(lsm, tmp_path)
+    values = np.vstack([sine_series(1000, 2, seed=5), 1.5 * sine_series(1000, 2, seed=6)])
+    inputs, ref = nir_target.reference_spikes(lsm, values)
+    got = nir_target.snntorch_spikes(path, inputs)
+    assert ref.sum() > 1000
+    np.testing.assert_array_equal(got, ref)
+
+
 def test_neuromorphic_profile_budget(lsm, tmp_path):
     from converters import neuromorphic
     from converters.profiles import ProfileError
