@@ -60,9 +60,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="skip the NAB runs")
     args = ap.parse_args()
     series = read_csv(TAXI)
-    models = [(f"LSM {n} ternary", TrainConfig(model=LSMConfig(input_size=1, units=n))) for n in (250, 500, 1000)]
+    models = [(f"LSM {n} ternary", TrainConfig(model=LSMConfig(input_size=1, units=n))) for n in (100, 250, 500, 1000)]
     models += [("LSM 500 int8 synapses", TrainConfig(model=LSMConfig(input_size=1, units=500, weights="int8"))),
                ("ESN 200 float32", TrainConfig(model=ESNConfig(input_size=1))),
+               ("ESN 200 int8", TrainConfig(model=ESNConfig(input_size=1), int8=True)),
                ("GRU H=32 float32", TrainConfig(model=GRUConfig(input_size=1, hidden=32),
                                                 gru=GRUTrainConfig(epochs=60, patience=8)))]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")

@@ -83,6 +83,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--raise-after", type=int, default=3, help="consecutive samples to raise (default: 3)")
     g.add_argument("--clear-after", type=int, default=5, help="consecutive samples to clear (default: 5)")
     g.add_argument("--cooldown", type=int, default=0, help="samples after a clear with no raise (default: 0)")
+    g.add_argument("--novelty-margin", type=float, default=0.0,
+                   help="a value is novel (adaptive score at least 0.9) only beyond the range seen so far by "
+                        "this fraction of it; 0.05 is NAB's HTM spatial tolerance (default: 0)")
 
 
 def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -514,6 +517,7 @@ def cmd_deploy(args) -> int:
 def _train_config(args, d: int):
     from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig
 
+    from .scoring import Adaptive
     from .specs import ESNConfig, GRUConfig, LSMConfig
     if args.kind == "gru":
         model = GRUConfig(input_size=d, hidden=args.hidden, layers=args.layers)
@@ -532,7 +536,8 @@ def _train_config(args, d: int):
                                         finetune_epochs=args.finetune_epochs),
                       int8=args.int8, seed=args.seed, val_fraction=args.val_fraction, washout=args.washout,
                       false_alarm_rate=args.false_alarm_rate, raise_after=args.raise_after,
-                      clear_after=args.clear_after, cooldown=args.cooldown)
+                      clear_after=args.clear_after, cooldown=args.cooldown,
+                      adaptive=Adaptive(novelty_margin=args.novelty_margin))
     return cfg
 
 

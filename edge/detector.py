@@ -4,6 +4,7 @@ and drift-adaptive), advance the alert machine, step the model. The runtime, the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -87,8 +88,15 @@ class Detector:
         live = st.seen > self.warmup  # else no forecast yet, or one from a cold state
         score[~live] = 0.0
         lo, hi = st.extent[:, 0], st.extent[:, 1]
-        novel = ((x < lo) | (x > hi)).any(axis=1)
-        extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1) if novel.any() else st.extent
+        outside = ((x < lo) | (x > hi)).any(axis=1)
+        novel = outside
+        extent = st.extent
+        if outside.any():
+            lo64, hi64, x64 = lo.astype(np.float64), hi.astype(np.float64), x.astype(np.float64)
+            span = hi64 - lo64
+            margin = np.where(np.isfinite(span), self.adaptive.novelty_margin * span, 0.0)  # none before a range
+            novel = ((x64 < lo64 - margin) | (x64 > hi64 + margin)).any(axis=1)
+            extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1)
         log_surv = self.scorer.log_survival(distance, score)
         adaptive, first, adapt = self.adaptive.step(st.adapt, log_surv, live, novel)
         alerts, events = alert_step(self.alert_config, st.alerts, score)
@@ -112,8 +120,11 @@ class Detector:
         score = scorer.score_one(distance) if live else 0.0
         ext = st.extent[i]
         (lo, hi), xs = ext.tolist(), x.tolist()
-        novel = any(v < a or v > b for v, a, b in zip(xs, lo, hi))
-        if novel:
+        novel = False
+        if any(v < a or v > b for v, a, b in zip(xs, lo, hi)):
+            m = self.adaptive.novelty_margin
+            margins = [m * (b - a) if math.isfinite(b - a) else 0.0 for a, b in zip(lo, hi)]
+            novel = any(v < a - g or v > b + g for v, a, b, g in zip(xs, lo, hi, margins))
             np.minimum(ext[0], x, out=ext[0])
             np.maximum(ext[1], x, out=ext[1])
         adaptive, first = self.adaptive.advance_one(st.adapt[i], scorer.log_survival_one(distance, score),

@@ -164,8 +164,10 @@ class Adaptive:
     samples of the stream: z = (r - m) / max(sqrt(v), min_std), scored before r updates m and v.
     `adaptive` = max(z, 0) / (max(z, 0) + squash) in [0, 1). A stream whose residuals grow for good
     (a new regime the short training never saw) stops looking anomalous after a while; a sudden
-    change still stands out. A sample outside every value its stream has shown so far (and the
-    training range) is novel and scores at least `novelty` (0 turns this off). `first` keeps a
+    change still stands out. A sample beyond every value its stream has shown so far (and the
+    training range) by more than `novelty_margin` of that range is novel and scores at least
+    `novelty` (0 turns this off); a margin (NAB's HTM detector uses 0.05 and calls it spatial
+    tolerance) keeps a slow drift to new highs from being novel at every step. `first` keeps a
     score only where it beats every score of about the last `refractory` samples (a decaying
     peak) and damps it 100-fold elsewhere: the onset of an episode, which is what NAB rewards.
     Per-stream state: float64[B, 4] (m, v, n, peak).
@@ -177,6 +179,7 @@ class Adaptive:
     squash: float = 5.0
     refractory: float = 200.0
     novelty: float = 0.9
+    novelty_margin: float = 0.0
 
     def __post_init__(self) -> None:
         check_float("Adaptive", "horizon", self.horizon, 1.0, 1e9)
@@ -185,6 +188,7 @@ class Adaptive:
         check_float("Adaptive", "squash", self.squash, 0.0, 1e6, lo_open=True)
         check_float("Adaptive", "refractory", self.refractory, 1.0, 1e9)
         check_float("Adaptive", "novelty", self.novelty, 0.0, 1.0, hi_open=True)
+        check_float("Adaptive", "novelty_margin", self.novelty_margin, 0.0, 100.0)
         object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
 
     @staticmethod
@@ -250,7 +254,7 @@ class Adaptive:
 
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
-                "refractory": self.refractory, "novelty": self.novelty}
+                "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":

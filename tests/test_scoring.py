@@ -96,14 +96,17 @@ def test_detector_alerts_on_injected_spike(small_model):
     assert out["score"][400:406].min() > 0.999
 
 
-def test_detector_one_stream_path_equals_the_batched_step(small_model):
+@pytest.mark.parametrize("margin", [0.0, 0.05])
+def test_detector_one_stream_path_equals_the_batched_step(small_model, margin):
     """Detector.run steps one stream in Python floats (step_row); Detector.step is the batched
     numpy path. Same scores to the last bit of exp/log1p, same events, same state, through warm-up,
-    novel values, the far tail and raised/cleared alerts."""
+    novel values (with and without a novelty margin), the far tail and raised/cleared alerts."""
     from edge.detector import Detector
+    from edge.scoring import Adaptive
 
     from .conftest import sine_series
     det = Detector(small_model)
+    det.adaptive = Adaptive(novelty_margin=margin)
     values = sine_series(700, small_model.config.input_size, seed=7)
     values[300:304] += 8.0   # far tail and novel
     values[500:520] *= 1.5   # novel, longer
@@ -121,6 +124,21 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model):
     np.testing.assert_array_equal(ref["events"], events)
     assert (events == RAISED).sum() >= 2 and (events == CLEARED).sum() >= 1
     assert (score > det.scorer.knots_p[-1]).any()  # the far tail was exercised
+    assert (adaptive >= 0.9).any()  # and novelty
+
+
+def test_novelty_margin_keeps_a_slow_drift_from_being_novel_at_every_step(small_model):
+    from edge.detector import Detector
+    from edge.scoring import Adaptive
+    det = Detector(small_model)
+    lo, hi = det.extent
+    ramp = hi + (hi - lo) * np.linspace(0.0, 0.2, 400)[:, None]  # creeping past the training range
+    values = np.vstack([np.repeat(((lo + hi) / 2)[None], 100, axis=0), ramp]).astype(np.float32)
+    counts = {}
+    for margin in (0.0, 0.05):
+        det.adaptive = Adaptive(novelty_margin=margin, warmup=0)
+        counts[margin] = int((det.run(values)["adaptive"] >= 0.9).sum())
+    assert counts[0.0] > 300 and 0 < counts[0.05] < 10, counts
 
 
 def test_detector_refuses_wrong_width(small_model):

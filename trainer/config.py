@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edge.scoring import Adaptive
 from edge.specs import ESNConfig, GRUConfig, LSMConfig
 from edge.errors import ConfigError
 from edge.validation import check_float, check_int
@@ -68,6 +69,7 @@ class TrainConfig:
     raise_after: int = 3
     clear_after: int = 5
     cooldown: int = 0
+    adaptive: Adaptive = field(default_factory=Adaptive)  # the drift-adaptive score's settings
 
     def __post_init__(self) -> None:
         check_int("TrainConfig", "seed", self.seed, 0, 2**32 - 1)

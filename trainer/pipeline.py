@@ -123,7 +123,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         "quantization": quantization,
         "pruning": pruning,
         "scorer": scorer.to_dict(),
-        "adaptive": Adaptive().to_dict(),
+        "adaptive": cfg.adaptive.to_dict(),
         "extent": {"min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist()},
         "alerts": alerts.to_dict(),
         "metrics": metrics,
