@@ -28,7 +28,6 @@ import queue
 import re
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections import deque
@@ -69,10 +68,6 @@ class RuntimeConfig:
     ha_discovery: bool = False
     ha_prefix: str = "homeassistant"
     backoff_ceiling_s: float = 10.0
-    # The interpreter's GIL switch interval while the runtime runs (Python's default is 5 ms): the
-    # network thread and the processing thread share the GIL, and a message that arrives while the
-    # other thread holds it waits up to this long, which is where the latency tail came from.
-    switch_interval_s: float = 0.0005
 
     def __post_init__(self) -> None:
         if not self.subscribe:
@@ -89,7 +84,6 @@ class RuntimeConfig:
         check_float("RuntimeConfig", "status_interval_s", self.status_interval_s, 0.1, 86400.0)
         check_float("RuntimeConfig", "checkpoint_interval_s", self.checkpoint_interval_s, 0.05, 86400.0)
         check_float("RuntimeConfig", "backoff_ceiling_s", self.backoff_ceiling_s, 0.1, 3600.0)
-        check_float("RuntimeConfig", "switch_interval_s", self.switch_interval_s, 1e-5, 1.0)
 
     @property
     def dead_letters(self) -> str:
@@ -419,8 +413,6 @@ class Runtime:
         self._net_stop = threading.Event()
         self._last_checkpoint = self._last_status = self._last_watch = time.monotonic()
         self._mtime = self._model_mtime()
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(self.config.switch_interval_s)
         net = threading.Thread(target=self._network, name="rnnedge-mqtt", daemon=True)
         net.start()
         log.info("serving %s; broker %s, subscribed to %s", self.served.describe(), self.broker.describe(),
@@ -445,7 +437,6 @@ class Runtime:
                 time.sleep(0.01)
             self._net_stop.set()
             net.join(5.0)
-            sys.setswitchinterval(switch)
         return {**self.counters, **self.engine.counters}
 
     def _drain(self, timeout: float) -> None:
