@@ -86,6 +86,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--novelty-margin", type=float, default=0.0,
                    help="a value is novel (adaptive score at least 0.9) only beyond the range seen so far by "
                         "this fraction of it; 0.05 is NAB's HTM spatial tolerance (default: 0)")
+    g.add_argument("--novelty-refractory", type=float, default=50.0,
+                   help="samples after a novel one in which further novel samples do not get the novelty "
+                        "score again: one novelty episode, one onset (default: 50; 0: every one does)")
 
 
 def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -537,7 +540,8 @@ def _train_config(args, d: int):
                       int8=args.int8, seed=args.seed, val_fraction=args.val_fraction, washout=args.washout,
                       false_alarm_rate=args.false_alarm_rate, raise_after=args.raise_after,
                       clear_after=args.clear_after, cooldown=args.cooldown,
-                      adaptive=Adaptive(novelty_margin=args.novelty_margin))
+                      adaptive=Adaptive(novelty_margin=args.novelty_margin,
+                                        novelty_refractory=args.novelty_refractory))
     return cfg
 
 

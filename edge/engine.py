@@ -36,7 +36,7 @@ from .scoring import Adaptive
 from .validation import check_float, check_int
 
 CHECKPOINT_FORMAT = "rnnedge-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the adaptive score's state gained a column (version 1 is upgraded on restore)
 EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
 _ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "extent", "last_ts")
 
@@ -391,12 +391,17 @@ class Engine:
                 arrays = {n: z[n] for n in _ARRAYS}
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"{path}: not a readable rnnedge checkpoint ({e})") from None
-        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-            raise ConfigError(f"{path}: not an rnnedge checkpoint of version {CHECKPOINT_VERSION}")
+        version = meta.get("version")
+        if meta.get("format") != CHECKPOINT_FORMAT or version not in (1, CHECKPOINT_VERSION):
+            raise ConfigError(f"{path}: not an rnnedge checkpoint of version 1 or {CHECKPOINT_VERSION}")
+        if version == 1 and arrays["adapt"].ndim == 2 and arrays["adapt"].shape[1] == 4:
+            old = arrays["adapt"]  # no novel sample on record: the fifth column starts at -inf
+            arrays["adapt"] = np.hstack([old, np.full((len(old), 1), -np.inf)])
         if meta["model_id"] != self.detector.artifact.model_id:
             raise ConfigError(f"{path}: checkpoint of model {meta['model_id']}, serving {self.detector.artifact.model_id}")
         n = len(meta["streams"])
-        if any(len(a) != n for a in arrays.values()) or arrays["model"].shape[1:] != self.model.shape[1:]:
+        if (any(len(a) != n for a in arrays.values()) or arrays["model"].shape[1:] != self.model.shape[1:]
+                or arrays["adapt"].shape[1:] != self.adapt.shape[1:]):
             raise ConfigError(f"{path}: checkpoint arrays disagree with its stream list or the model's shapes")
         size = 16
         while size < n:

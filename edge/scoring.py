@@ -170,7 +170,9 @@ class Adaptive:
     tolerance) keeps a slow drift to new highs from being novel at every step. `first` keeps a
     score only where it beats every score of about the last `refractory` samples (a decaying
     peak) and damps it 100-fold elsewhere: the onset of an episode, which is what NAB rewards.
-    Per-stream state: float64[B, 4] (m, v, n, peak).
+    Novelty is an episode too: a novel sample within `novelty_refractory` samples of the stream's
+    previous novel one does not get the novelty floor again (0: every novel sample does).
+    Per-stream state: float64[B, 5] (m, v, n, peak, n at the last novel sample).
     """
 
     horizon: float = 8640.0
@@ -180,6 +182,7 @@ class Adaptive:
     refractory: float = 200.0
     novelty: float = 0.9
     novelty_margin: float = 0.0
+    novelty_refractory: float = 50.0
 
     def __post_init__(self) -> None:
         check_float("Adaptive", "horizon", self.horizon, 1.0, 1e9)
@@ -189,31 +192,38 @@ class Adaptive:
         check_float("Adaptive", "refractory", self.refractory, 1.0, 1e9)
         check_float("Adaptive", "novelty", self.novelty, 0.0, 1.0, hi_open=True)
         check_float("Adaptive", "novelty_margin", self.novelty_margin, 0.0, 100.0)
+        check_float("Adaptive", "novelty_refractory", self.novelty_refractory, 0.0, 1e9)
         object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
+
+    COLUMNS = 5
 
     @staticmethod
     def zeros(batch: int) -> np.ndarray:
-        st = np.zeros((batch, 4))
-        st[:, 3] = -np.inf
+        st = np.zeros((batch, Adaptive.COLUMNS))
+        st[:, 3:] = -np.inf
         return st
 
     def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray, novel: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """state float64[B, 4], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
+        """state float64[B, 5], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
         the detector's warm-up; others leave the state as it is and score 0), novel bool[B] (the
         sample lies outside its stream's range so far).
         Returns (adaptive float64[B], first float64[B], state')."""
         if len(state) == 1:
             return self._step_one(state, log_survival, live, novel)
         r = log_survival * _NEG_INV_LN10
-        m, v, n, peak = state[:, 0], state[:, 1], state[:, 2], state[:, 3]
+        m, v, n, peak, last = state[:, 0], state[:, 1], state[:, 2], state[:, 3], state[:, 4]
         z = (r - m) / np.maximum(np.sqrt(v), self.min_std)
         everyone = bool(live.all())
         z[(n < self.warmup) | ~live if not everyone else (n < self.warmup)] = 0.0
         np.maximum(z, 0.0, out=z)
         adaptive = z / (z + self.squash)
+        new_last = last
         if novel is not None and self.novelty and novel.any():
-            adaptive = np.where(novel & live, np.maximum(adaptive, self.novelty), adaptive)
+            hit = novel & live
+            fresh = hit & (n - last > self.novelty_refractory)
+            adaptive = np.where(fresh, np.maximum(adaptive, self.novelty), adaptive)
+            new_last = np.where(hit, n, last)
         first = np.where(adaptive > peak, adaptive, 0.01 * adaptive)
         a = np.maximum(1.0 / self.horizon, 1.0 / (n + 1.0))
         dev = r - m
@@ -222,6 +232,7 @@ class Adaptive:
         new[:, 1] = (1.0 - a) * (v + a * dev * dev)
         new[:, 2] = n + 1.0
         new[:, 3] = np.maximum(np.where(peak > 0, peak * self._decay, peak), adaptive)
+        new[:, 4] = new_last
         if not everyone:  # streams still warming up keep their statistics as they were
             new[~live] = state[~live]
         return adaptive, first, new
@@ -233,28 +244,31 @@ class Adaptive:
         return np.array([adaptive]), np.array([first]), new
 
     def advance_one(self, row: np.ndarray, log_survival: float, live: bool, novel: bool) -> tuple[float, float]:
-        """`step` for one stream in Python floats, updating its state row float64[4] in place: the
+        """`step` for one stream in Python floats, updating its state row float64[5] in place: the
         same float64 arithmetic in the same order (tested bit for bit), without the fixed cost of 30
         numpy calls on one-element arrays. Returns (adaptive, first)."""
         if not live:
             return 0.0, 0.0
-        m, v, n, peak = row.tolist()
+        m, v, n, peak, last = row.tolist()
         r = log_survival * _NEG_INV_LN10
         dev = r - m
         z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
         z = max(z, 0.0)
         adaptive = z / (z + self.squash)
         if novel and self.novelty:
-            adaptive = max(adaptive, self.novelty)
+            if n - last > self.novelty_refractory:
+                adaptive = max(adaptive, self.novelty)
+            last = n
         first = adaptive if adaptive > peak else 0.01 * adaptive
         a = max(1.0 / self.horizon, 1.0 / (n + 1.0))
         row[:] = (m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0,
-                  max(peak * self._decay if peak > 0 else peak, adaptive))
+                  max(peak * self._decay if peak > 0 else peak, adaptive), last)
         return adaptive, first
 
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
-                "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin}
+                "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin,
+                "novelty_refractory": self.novelty_refractory}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":

@@ -155,6 +155,25 @@ def test_checkpoint_resumes_exactly(art, tmp_path):
         split.restore(tmp_path / "bad.npz")
 
 
+def test_version_1_checkpoint_is_upgraded(art, tmp_path):
+    """A checkpoint written before the adaptive state's fifth column (no novel sample on record)
+    restores with that column at -inf and everything else as it was."""
+    eng = Engine(Detector(art))
+    for t in range(20):
+        eng.process([("a", np.array([float(t)]), np.full((1, 2), 10.0 + t, np.float32))])
+    eng.checkpoint(tmp_path / "v2.npz")
+    with np.load(tmp_path / "v2.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    arrays["adapt"] = arrays["adapt"][:, :4]
+    np.savez(tmp_path / "v1.npz", meta=np.array(json.dumps({**meta, "version": 1})), **arrays)
+    back = Engine(Detector(art))
+    back.restore(tmp_path / "v1.npz")
+    i = back.slots["a"]
+    np.testing.assert_array_equal(back.adapt[i, :4], eng.adapt[eng.slots["a"], :4])
+    assert back.adapt[i, 4] == -np.inf and back.seen[i] == 20
+
+
 def test_checkpoint_of_another_model_is_refused(art, tmp_path):
     from dataclasses import replace
     eng = Engine(Detector(art))

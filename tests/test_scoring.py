@@ -106,7 +106,7 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model, margin):
 
     from .conftest import sine_series
     det = Detector(small_model)
-    det.adaptive = Adaptive(novelty_margin=margin)
+    det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=20.0)
     values = sine_series(700, small_model.config.input_size, seed=7)
     values[300:304] += 8.0   # far tail and novel
     values[500:520] *= 1.5   # novel, longer
@@ -127,7 +127,7 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model, margin):
     assert (adaptive >= 0.9).any()  # and novelty
 
 
-def test_novelty_margin_keeps_a_slow_drift_from_being_novel_at_every_step(small_model):
+def test_novelty_margin_and_refractory_keep_a_slow_drift_from_being_novel_at_every_step(small_model):
     from edge.detector import Detector
     from edge.scoring import Adaptive
     det = Detector(small_model)
@@ -135,10 +135,12 @@ def test_novelty_margin_keeps_a_slow_drift_from_being_novel_at_every_step(small_
     ramp = hi + (hi - lo) * np.linspace(0.0, 0.2, 400)[:, None]  # creeping past the training range
     values = np.vstack([np.repeat(((lo + hi) / 2)[None], 100, axis=0), ramp]).astype(np.float32)
     counts = {}
-    for margin in (0.0, 0.05):
-        det.adaptive = Adaptive(novelty_margin=margin, warmup=0)
-        counts[margin] = int((det.run(values)["adaptive"] >= 0.9).sum())
-    assert counts[0.0] > 300 and 0 < counts[0.05] < 10, counts
+    for margin, refractory in ((0.0, 0.0), (0.05, 0.0), (0.0, 50.0)):
+        det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=refractory, warmup=0)
+        counts[margin, refractory] = int((det.run(values)["adaptive"] == 0.9).sum())  # the novelty floor
+    assert counts[0.0, 0.0] > 300, counts     # every new high is novel
+    assert counts[0.05, 0.0] < 10, counts     # only those 5% of the range beyond the last
+    assert counts[0.0, 50.0] == 1, counts     # one novelty episode
 
 
 def test_detector_refuses_wrong_width(small_model):
