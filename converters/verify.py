@@ -37,7 +37,7 @@ class Parity:
     forecast_max: float
     forecast_p99: float
     state_drift: list[float]     # max |state error| in each quarter of the stream
-    threshold_agreement: float   # share of steps where score >= threshold agrees
+    threshold_agreement: float   # share of steps where (the score the alerts watch) >= threshold agrees
     alert_agreement: float       # share of steps where the alert is active in both or neither
     alerts_reference: int
     alerts_target: int
@@ -65,13 +65,14 @@ def verify(art: Artifact, name: str, cell, values: np.ndarray, *, min_steps: int
     active = np.empty(n, bool)
     raised = [0, 0]
     thr = art.alerts.threshold
+    watched = "adaptive" if art.alerts.source == "adaptive" else "score"  # what the alert machine thresholds
     for i in range(n):
         x = values[i:i + 1]
         rs, rr = ref.step(rs, x)
         ts, tr = tgt.step(ts, x)
         err[i] = np.abs(rs.forecast - ts.forecast).max()
         drift[i] = np.abs(rs.model - ts.model).max()
-        above[i] = (rr.score[0] >= thr) == (tr.score[0] >= thr)
+        above[i] = (getattr(rr, watched)[0] >= thr) == (getattr(tr, watched)[0] >= thr)
         active[i] = rs.alerts.active[0] == ts.alerts.active[0]
         raised[0] += int(rr.events[0] == 1)
         raised[1] += int(tr.events[0] == 1)

@@ -2,7 +2,9 @@
 
 A stream raises after `raise_after` consecutive scores >= threshold, stays raised (one alert per
 episode) until `clear_after` consecutive scores < clear_threshold, then ignores further raises for
-`cooldown` samples.
+`cooldown` samples. `source` says which score it watches: the calibrated one (a probability under
+the training data's residuals: threshold 1 - false-alarm rate) or the drift-adaptive one
+(`scoring.Adaptive`: surprise relative to the stream's own recent history).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import ArtifactError
-from .validation import check_float, check_int
+from .validation import check_choice, check_float, check_int
 
 NONE, RAISED, CLEARED = 0, 1, -1
+SOURCES = ("calibrated", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,10 @@ class AlertConfig:
     raise_after: int = 3
     clear_after: int = 5
     cooldown: int = 0
+    source: str = "calibrated"
 
     def __post_init__(self) -> None:
+        check_choice("AlertConfig", "source", self.source, SOURCES)
         check_float("AlertConfig", "threshold", self.threshold, 0.0, 1.0, lo_open=True)
         check_float("AlertConfig", "clear_threshold", self.clear_threshold, 0.0, self.threshold)
         check_int("AlertConfig", "raise_after", self.raise_after, 1, 100_000)
@@ -37,6 +42,12 @@ class AlertConfig:
         """Threshold at score 1 - rate (scores are calibrated probabilities); clear at 1 - 10 rate."""
         check_float("AlertConfig", "false_alarm_rate", rate, 0.0, 0.1, lo_open=True)
         return cls(threshold=1.0 - rate, clear_threshold=1.0 - min(10.0 * rate, 0.5), **kwargs)
+
+    @classmethod
+    def on_adaptive(cls, threshold: float, **kwargs) -> "AlertConfig":
+        """Watch the adaptive score: raise at `threshold`, clear under half of it."""
+        check_float("AlertConfig", "adaptive threshold", threshold, 0.0, 1.0, lo_open=True, hi_open=True)
+        return cls(threshold=threshold, clear_threshold=threshold / 2, source="adaptive", **kwargs)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -78,9 +78,15 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input-gain", type=float, default=0.8, help="(default: 0.8)")
     g.add_argument("--recurrent-gain", type=float, default=1.0, help="(default: 1.0)")
     g = p.add_argument_group("alerts")
+    g.add_argument("--alert-on", choices=("adaptive", "calibrated"), default="adaptive",
+                   help="the score the alert machine watches: the drift-adaptive one (default), or the "
+                        "calibrated probability under the training residuals")
+    g.add_argument("--adaptive-threshold", type=float, default=0.7,
+                   help="raise at this adaptive score, clear under half of it (default: 0.7)")
     g.add_argument("--false-alarm-rate", type=float, default=1e-3,
-                   help="per-sample rate above threshold on normal data (default: 1e-3)")
-    g.add_argument("--raise-after", type=int, default=3, help="consecutive samples to raise (default: 3)")
+                   help="with --alert-on calibrated: per-sample rate above threshold on normal data (default: 1e-3)")
+    g.add_argument("--raise-after", type=int, default=None,
+                   help="consecutive samples to raise (default: 1 on the adaptive score, 3 on the calibrated)")
     g.add_argument("--clear-after", type=int, default=5, help="consecutive samples to clear (default: 5)")
     g.add_argument("--cooldown", type=int, default=0, help="samples after a clear with no raise (default: 0)")
     g.add_argument("--novelty-margin", type=float, default=0.0,
@@ -538,7 +544,8 @@ def _train_config(args, d: int):
                       prune=PruneConfig(sparsity=args.prune, units=args.prune_units, steps=args.prune_steps,
                                         finetune_epochs=args.finetune_epochs),
                       int8=args.int8, seed=args.seed, val_fraction=args.val_fraction, washout=args.washout,
-                      false_alarm_rate=args.false_alarm_rate, raise_after=args.raise_after,
+                      false_alarm_rate=args.false_alarm_rate, alert_on=args.alert_on,
+                      adaptive_threshold=args.adaptive_threshold, raise_after=args.raise_after,
                       clear_after=args.clear_after, cooldown=args.cooldown,
                       adaptive=Adaptive(novelty_margin=args.novelty_margin,
                                         novelty_refractory=args.novelty_refractory))
@@ -581,10 +588,13 @@ def cmd_evaluate_nab(args) -> int:
                   str(r["tp"]), str(r["fp"]), str(r["fn"])) for r in rep.files]
         print(text_table(rows))
         print()
-    rows = [("profile", "threshold", "raw", "NAB score")]
-    rows += [(p, f"{rep.thresholds[p]:.6f}", f"{rep.raw[p]:.3f}", f"{rep.normalised[p]:.2f}") for p in rep.raw]
+    rows = [("profile", "threshold", "raw", "NAB score", "alerts as deployed")]
+    rows += [(p, f"{rep.thresholds[p]:.6f}", f"{rep.raw[p]:.3f}", f"{rep.normalised[p]:.2f}", f"{rep.alerts[p]:.2f}")
+             for p in rep.raw]
     print(f"{rep.detector}: {len(rep.files)} files in {rep.seconds:.1f} s; results in {args.out}/{rep.detector}/")
     print(text_table(rows))
+    print("NAB score: the onset score, at the threshold NAB's protocol sweeps per profile over the corpus; "
+          "alerts as deployed: the raise events of the model's own alert machine as the detections")
     return 0
 
 
@@ -646,21 +656,24 @@ def cmd_detect(args) -> int:
     raised = 0
     served = args.target or det.cell.__class__.__name__
     print(f"model {art.model_id} ({art.config.kind}, {served}), "
-          f"threshold {art.alerts.threshold:.6g}, {len(series.values)} rows, alerts from row {args.from_row}")
+          f"alerts on the {art.alerts.source} score >= {art.alerts.threshold:.6g}, {len(series.values)} rows, "
+          f"alerts from row {args.from_row}")
     for t in np.flatnonzero(out["events"] != 0):
         if t < args.from_row:
             continue
         event = "raised" if out["events"][t] == RAISED else "cleared"
         raised += event == "raised"
         vals = ", ".join(f"{c}={v:.6g}" for c, v in zip(series.columns, series.values[t]))
-        print(f"{_iso(series.timestamps[t])}  row {t:>6}  {event:<7}  score {out['score'][t]:.6f}  {vals}")
+        print(f"{_iso(series.timestamps[t])}  row {t:>6}  {event:<7}  score {out['score'][t]:.6f}  "
+              f"adaptive {out['adaptive'][t]:.3f}  {vals}")
     print(f"{raised} alert(s) raised")
     if args.scores:
         with open(args.scores, "w") as f:
-            f.write(",".join(["timestamp", *series.columns, "score", "event"]) + "\n")
+            f.write(",".join(["timestamp", *series.columns, "score", "adaptive", "event"]) + "\n")
             for t in range(len(series.values)):
                 vals = ",".join(f"{v:.9g}" for v in series.values[t])
-                f.write(f"{_iso(series.timestamps[t])},{vals},{out['score'][t]:.9f},{int(out['events'][t])}\n")
+                f.write(f"{_iso(series.timestamps[t])},{vals},{out['score'][t]:.9f},{out['adaptive'][t]:.9f},"
+                        f"{int(out['events'][t])}\n")
     return 0
 
 
@@ -682,7 +695,8 @@ def cmd_replay(args) -> int:
 def _print_alert(alert: dict) -> None:
     top = alert["channels"][0]
     print(f"{alert['time'][:19].replace('T', ' ')}  {alert['stream']}  {alert['event']:<7}  "
-          f"score {alert['score']:.6f}  {top['name']}={top['value']:.6g} (expected {top['expected']:.6g})",
+          f"score {alert['score']:.6f}  adaptive {alert['adaptive']:.3f}  "
+          f"{top['name']}={top['value']:.6g} (expected {top['expected']:.6g})",
           flush=True)
 
 

@@ -62,6 +62,7 @@ class Detector:
         self.normalizer = artifact.normalizer
         self.scorer = artifact.scorer
         self.alert_config = artifact.alerts
+        self._on_adaptive = artifact.alerts.source == "adaptive"
         self.warmup = int(artifact.manifest.get("warmup", 0))
         self.adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
         d = self.cell.input_size
@@ -99,7 +100,7 @@ class Detector:
             extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1)
         log_surv = self.scorer.log_survival(distance, score)
         adaptive, first, adapt = self.adaptive.step(st.adapt, log_surv, live, novel)
-        alerts, events = alert_step(self.alert_config, st.alerts, score)
+        alerts, events = alert_step(self.alert_config, st.alerts, adaptive if self._on_adaptive else score)
         forecast, model = self.cell.step(z, st.model)
         return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent),
                 StepResult(score, distance, share, events, adaptive, first))
@@ -129,7 +130,7 @@ class Detector:
             np.maximum(ext[1], x, out=ext[1])
         adaptive, first = self.adaptive.advance_one(st.adapt[i], scorer.log_survival_one(distance, score),
                                                     live, novel)
-        event = alert_step_one(self.alert_config, st.alerts, i, score)
+        event = alert_step_one(self.alert_config, st.alerts, i, adaptive if self._on_adaptive else score)
         share = forecast = None
         if event:
             total = sum(z2)

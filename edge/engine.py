@@ -344,7 +344,8 @@ class Engine:
         top = np.argsort(-share)[: self.config.top_channels]
         expected = self.detector.normalizer.denormalize(forecast[None, :])[0]
         return {"id": f"{stream}@{ts!r}:{name}", "stream": stream, "ts": ts, "event": name,
-                "score": score, "threshold": art.alerts.threshold, "distance": distance, "adaptive": adaptive,
+                "score": score, "adaptive": adaptive, "source": art.alerts.source, "threshold": art.alerts.threshold,
+                "distance": distance,
                 "channels": [{"name": self.features[c], "share": round(float(share[c]), 4),
                               "value": float(x[c]), "expected": float(expected[c])} for c in top],
                 "model_id": art.model_id, "model_kind": art.config.kind}

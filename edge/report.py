@@ -76,7 +76,7 @@ def describe(art: Artifact) -> str:
         ranges = ", ".join(f"{k} [{lo:.2f}, {hi:.2f}]" for k, (lo, hi) in q["activations"].items())
         lines.append(f"              ranges {ranges}")
     a = art.alerts
-    lines.append(f"  alerts      score >= {a.threshold:.6g} for {a.raise_after} raises, < {a.clear_threshold:.6g} "
+    lines.append(f"  alerts      {a.source} score >= {a.threshold:.6g} for {a.raise_after} raises, < {a.clear_threshold:.6g} "
                  f"for {a.clear_after} clears, cooldown {a.cooldown}")
     s = art.scorer
     lines.append(f"  scorer      distance at p{100 * s.knots_p[-1]:.1f} = {s.knots_d[-1]:.3f}, "

@@ -39,7 +39,7 @@ def test_train_info_detect_esn_on_nab(tmp_path):
     det = cli("detect", model, TAXI, "--from-row", 8000, "--scores", tmp_path / "s.csv").stdout
     assert det.splitlines()[-1].endswith("alert(s) raised")
     lines = (tmp_path / "s.csv").read_text().splitlines()
-    assert lines[0] == "timestamp,value,score,event" and len(lines) == 10321
+    assert lines[0] == "timestamp,value,score,adaptive,event" and len(lines) == 10321
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from edge.scoring import Adaptive
 from edge.specs import ESNConfig, GRUConfig, LSMConfig
 from edge.errors import ConfigError
-from edge.validation import check_float, check_int
+from edge.validation import check_choice, check_float, check_int
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,10 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.2
     washout: int = 50
-    false_alarm_rate: float = 1e-3
-    raise_after: int = 3
+    false_alarm_rate: float = 1e-3   # alerts on the calibrated score: threshold 1 - rate
+    alert_on: str = "adaptive"       # or "calibrated" (threshold 1 - false_alarm_rate)
+    adaptive_threshold: float = 0.7
+    raise_after: int | None = None   # None: 3 on the calibrated score, 1 on the adaptive one
     clear_after: int = 5
     cooldown: int = 0
     adaptive: Adaptive = field(default_factory=Adaptive)  # the drift-adaptive score's settings
@@ -75,6 +77,7 @@ class TrainConfig:
         check_int("TrainConfig", "seed", self.seed, 0, 2**32 - 1)
         check_float("TrainConfig", "val_fraction", self.val_fraction, 0.05, 0.5)
         check_int("TrainConfig", "washout", self.washout, 0, 100_000)
+        check_choice("TrainConfig", "alert_on", self.alert_on, ("calibrated", "adaptive"))
         if self.prune.active and self.model.kind != "gru":
             raise ConfigError("Pruning applies to GRU models; an ESN's reservoir is sparse by "
                               "construction (set its density instead)")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.alerts import RAISED
 from edge.artifact import load_artifact
 from edge.data import Series, read_csv
 from edge.detector import Detector
@@ -47,6 +48,7 @@ class NabReport:
     thresholds: dict = field(default_factory=dict)   # profile -> threshold
     raw: dict = field(default_factory=dict)          # profile -> raw score
     normalised: dict = field(default_factory=dict)   # profile -> 0..100
+    alerts: dict = field(default_factory=dict)       # profile -> 0..100 of the raised alerts as detections
     files: list = field(default_factory=list)        # per-file rows (standard profile)
 
 
@@ -69,8 +71,11 @@ def _served(art, backend: str) -> Detector:
     return Detector(art, cell=open_target(path, name, art.config))
 
 
-def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str = "numpy") -> np.ndarray:
-    """Train on the probationary records of `series` only, then score every record online."""
+def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str = "numpy"
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Train on the probationary records of `series` only, then score every record online. Returns
+    the anomaly score NAB sweeps (the adaptive score's onsets, `first`) and the alert machine's
+    raise events as 0/1 (what a deployment would have been told, at the model's own threshold)."""
     n = len(series.values)
     p = nab.probation(n)
     head = series.head(p)
@@ -82,7 +87,8 @@ def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str =
     if bad.size:  # the detector refuses the first non-finite record it would step
         raise DataError(f"{series.path}: record {int(bad[0])} is not a number; the online detector stops there "
                         f"(trained on records 0..{p - 1} only)")
-    return _served(art, backend).run(series.values)["first"]
+    run = _served(art, backend).run(series.values)
+    return run["first"], (run["events"] == RAISED).astype(np.float64)
 
 
 def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend: str = "numpy",
@@ -103,11 +109,12 @@ def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend
     det = detector_name(cfg, backend)
     out = Path(out)
     results: dict[str, np.ndarray] = {}
+    raised: dict[str, np.ndarray] = {}
     models = out / "models" if keep_models else Path(tempfile.mkdtemp(prefix="rnnedge-nab-"))
     try:
         for name in progress(names, "NAB files"):
             series = read_csv(corpus.root / "data" / name, on_unordered="keep", on_missing="keep")
-            results[name] = score_file(series, cfg, models / name.replace(".csv", ""), backend)
+            results[name], raised[name] = score_file(series, cfg, models / name.replace(".csv", ""), backend)
             _write_result(out / det / name.split("/")[0] / f"{det}_{name.split('/')[1]}", series, results[name],
                           corpus.labels[name])
     finally:
@@ -119,6 +126,7 @@ def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend
         threshold, raw = nab.sweep(corpus, results, profile)
         report.thresholds[profile], report.raw[profile] = threshold, raw
         report.normalised[profile] = nab.normalise(corpus, raw, profile)
+        report.alerts[profile] = nab.normalise(corpus, nab.corpus_score(corpus, raised, profile, 0.5)[0], profile)
     _, rows = nab.corpus_score(corpus, results, "standard", report.thresholds["standard"])
     report.files = [{"file": r.name, "rows": len(corpus.labels[r.name].weight),
                      "probation": nab.probation(len(corpus.labels[r.name].weight)),
@@ -154,7 +162,8 @@ def _write_summary(out: Path, report: NabReport, cfg: TrainConfig, backend: str,
     from edge.specs import config_to_dict
     doc = {"detector": report.detector, "backend": backend, "subset": subset, "seconds": report.seconds,
            "model": config_to_dict(cfg.model), "int8": cfg.int8, "prune": asdict(cfg.prune),
-           "thresholds": report.thresholds, "raw": report.raw, "normalised": report.normalised}
+           "thresholds": report.thresholds, "raw": report.raw, "normalised": report.normalised,
+           "alerts_as_deployed": report.alerts}
     (out / f"{report.detector}_scores.json").write_text(json.dumps(doc, indent=2) + "\n")
     with open(out / f"{report.detector}_files.csv", "w") as f:
         f.write("file,rows,probation,windows,score,tp,fp,fn\n")

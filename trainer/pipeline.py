@@ -111,8 +111,12 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
                         "activations": ranges,
                         "int8_vs_float": {"max_abs": float(np.abs(gap).max()), "rmse": rmse(gap)}}
     scorer = Scorer.fit(z[n_fit:] - y_serving[n_fit - 1:])
-    alerts = AlertConfig.for_false_alarm_rate(cfg.false_alarm_rate, raise_after=cfg.raise_after,
-                                              clear_after=cfg.clear_after, cooldown=cfg.cooldown)
+    if cfg.alert_on == "adaptive":
+        alerts = AlertConfig.on_adaptive(cfg.adaptive_threshold, raise_after=cfg.raise_after or 1,
+                                         clear_after=cfg.clear_after, cooldown=cfg.cooldown)
+    else:
+        alerts = AlertConfig.for_false_alarm_rate(cfg.false_alarm_rate, raise_after=cfg.raise_after or 3,
+                                                  clear_after=cfg.clear_after, cooldown=cfg.cooldown)
     metrics["train_seconds"] = time.perf_counter() - t0
     manifest = {
         "model": config_to_dict(model_cfg),
