@@ -92,6 +92,9 @@ class Scorer:
     # exp/log1p and libm's differ in the last bit (tested to 1e-12).
     def distance_one(self, residual: list[float]) -> tuple[float, list[float]]:
         """residual: D floats (float32 values) -> (d, the squared standardised residuals)."""
+        if len(residual) == 1:  # one channel, the common case: no loop
+            z = (residual[0] - self._center_list[0]) / self._scale_list[0]
+            return math.sqrt(z * z / 1), [z * z]
         z2 = [z * z for z in ((e - c) / s for e, c, s in zip(residual, self._center_list, self._scale_list))]
         total = z2[0]
         for v in z2[1:]:
