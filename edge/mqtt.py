@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, RnnEdgeError
+from .validation import check_choice, check_int
 
 try:
     import paho.mqtt.client as paho
@@ -41,10 +42,16 @@ class BrokerConfig:
     username: str | None = None
     password: str | None = None
     keepalive: int = 30
+    protocol: str = "3.1.1"        # or "5"
+    session_expiry_s: int = 86400  # MQTT 5: how long the broker keeps a persistent session after a disconnect
+
+    def __post_init__(self) -> None:
+        check_choice("BrokerConfig", "protocol", self.protocol, PROTOCOLS)
+        check_int("BrokerConfig", "session_expiry_s", self.session_expiry_s, 0, 2**32 - 1)
 
     @classmethod
     def from_url(cls, url: str, *, ca=None, cert=None, key=None, username=None, password_file=None,
-                 keepalive: int = 30) -> "BrokerConfig":
+                 keepalive: int = 30, protocol: str = "3.1.1", session_expiry_s: int = 86400) -> "BrokerConfig":
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
             raise ConfigError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
@@ -70,19 +77,37 @@ class BrokerConfig:
                               "--password-file or RNNEDGE_MQTT_PASSWORD, not in the URL")
         if password is not None and not username:
             raise ConfigError("a password was given without a username (--username or RNNEDGE_MQTT_USERNAME)")
-        return cls(parts.hostname, port, tls, ca, cert, key, username, password, keepalive)
+        return cls(parts.hostname, port, tls, ca, cert, key, username, password, keepalive, protocol, session_expiry_s)
 
     def describe(self) -> str:
         who = f"{self.username}@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{who}{self.host}:{self.port}"
 
+    def connect(self, c: "paho.Client", *, persistent: bool):
+        """Open client c's connection: MQTT 5 asks for a session that outlives the connection by
+        session_expiry_s when persistent (and none otherwise); MQTT 3.1.1 set it in `client`."""
+        if self.protocol != "5":
+            return c.connect(self.host, self.port, self.keepalive)
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry_s if persistent else 0
+        return c.connect(self.host, self.port, self.keepalive, clean_start=not persistent, properties=props)
+
+
+PROTOCOLS = ("3.1.1", "5")
+
 
 def client(broker: BrokerConfig, client_id: str, *, persistent: bool) -> "paho.Client":
-    """A paho client for MQTT 3.1.1 (what Mosquitto, EMQX, HiveMQ and AWS IoT all speak). A
-    persistent session (clean_session=False under a fixed client id) makes the broker queue QoS 1
-    messages while we are away."""
-    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent,
-                    protocol=paho.MQTTv311)
+    """A paho client for MQTT 3.1.1 (what Mosquitto, EMQX, HiveMQ and AWS IoT all speak) or 5. A
+    persistent session (3.1.1: clean_session=False under a fixed client id; 5: clean_start=False
+    and a session expiry interval, see BrokerConfig.connect) makes the broker queue QoS 1 messages
+    while we are away."""
+    if broker.protocol == "5":
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    else:
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent,
+                        protocol=paho.MQTTv311)
     if broker.username:
         c.username_pw_set(broker.username, broker.password)
     if broker.tls:

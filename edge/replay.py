@@ -60,7 +60,7 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
     c.on_connect = on_connect
     outbox = Outbox()
     try:
-        c.connect(broker.host, broker.port, broker.keepalive)
+        broker.connect(c, persistent=False)
     except OSError as e:
         raise RnnEdgeError(f"replay: cannot reach the broker at {broker.describe()}: {e}") from None
     c.loop_start()

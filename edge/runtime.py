@@ -73,6 +73,10 @@ class RuntimeConfig:
         if not self.subscribe:
             raise ConfigError("the runtime needs at least one topic filter to subscribe to")
         for f in self.subscribe:
+            if f.startswith("$share/"):
+                raise ConfigError(f"{f!r}: shared subscriptions hand each message to any runtime of the group, "
+                                  "which would split a stream's samples between states; give each runtime its "
+                                  "own topic filters instead")
             if not f or "#" in f[:-1] or any(("+" in lv or "#" in lv) and len(lv) > 1 for lv in f.split("/")):
                 raise ConfigError(f"{f!r} is not a valid MQTT topic filter ('+' and '#' fill whole levels, "
                                   "'#' only last)")
@@ -226,7 +230,7 @@ class Runtime:
             try:
                 if not opened:
                     if first:
-                        c.connect(self.broker.host, self.broker.port, self.broker.keepalive)
+                        self.broker.connect(c, persistent=self.config.qos > 0)
                         first = False
                     else:
                         c.reconnect()

@@ -58,7 +58,8 @@ class Running:
     def __init__(self, model, broker, **cfg) -> None:
         cfg.setdefault("client_id", f"rt-{id(self)}")
         loader = cfg.pop("loader", None)
-        self.rt = Runtime(load(model), BrokerConfig.from_url(broker.url), RuntimeConfig(**cfg), loader=loader)
+        mqtt = {k: cfg.pop(k) for k in ("protocol", "session_expiry_s") if k in cfg}
+        self.rt = Runtime(load(model), BrokerConfig.from_url(broker.url, **mqtt), RuntimeConfig(**cfg), loader=loader)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -87,7 +88,39 @@ class Running:
         assert not self.thread.is_alive()
 
 
+def test_mqtt5_session_outlives_the_runtime_until_it_expires(broker, taxi, taxi_model):
+    """MQTT 5: the broker queues QoS 1 samples for a stopped runtime while its session lasts and
+    hands them over on restart; once the session expiry has passed, it keeps nothing for it."""
+    url = BrokerConfig.from_url(broker.url, protocol="5")
+    ts, values = taxi.timestamps[TRAIN_ROWS:], taxi.values[TRAIN_ROWS:]
+    r = Running(taxi_model, broker, client_id="rt-v5", protocol="5", session_expiry_s=60)
+    replay(ts[:100], values[:100], url, "sensors/v5/taxi")
+    r.wait_processed(100)
+    r.close()
+    replay(ts[100:300], values[100:300], url, "sensors/v5/taxi")  # while it is away
+    r = Running(taxi_model, broker, client_id="rt-v5", protocol="5", session_expiry_s=1)
+    r.wait_processed(200)
+    time.sleep(0.3)
+    assert r.processed() == 200  # a fresh engine: exactly the 200 queued while it was away
+    r.close()
+    time.sleep(2.5)  # the 1 s session expires
+    replay(ts[300:350], values[300:350], url, "sensors/v5/taxi")  # nobody is subscribed now
+    r = Running(taxi_model, broker, client_id="rt-v5", protocol="5", session_expiry_s=60)
+    try:
+        time.sleep(1.0)
+        assert r.processed() == 0
+        replay(ts[350:360], values[350:360], url, "sensors/v5/taxi")
+        r.wait_processed(10)
+        assert r.processed() == 10
+    finally:
+        r.close()
+
+
 def test_stream_ids_come_from_the_wildcard_levels():
+    from edge.errors import ConfigError
+    for bad, why in (("sensors/#/x", "not a valid MQTT topic filter"), ("$share/g/sensors/+", "shared subscriptions")):
+        with pytest.raises(ConfigError, match=why):
+            RuntimeConfig(subscribe=(bad,))
     assert stream_of(("sensors/+/+",), "sensors/dev1/taxi") == "dev1/taxi"
     assert stream_of(("site/a/#",), "site/a/b/c") == "b/c"
     assert stream_of(("plant/line1/temp",), "plant/line1/temp") == "temp"

@@ -20,7 +20,8 @@ def _read(args):
 def _broker(args, url: str, keepalive: int):
     from ..mqtt import BrokerConfig
     return BrokerConfig.from_url(url, ca=args.ca, cert=args.cert, key=args.key, username=args.username,
-                                 password_file=args.password_file, keepalive=args.keepalive or keepalive)
+                                 password_file=args.password_file, keepalive=args.keepalive or keepalive,
+                                 protocol=args.mqtt_version, session_expiry_s=args.session_expiry)
 
 
 def _iso(ts: float) -> str:

@@ -93,6 +93,10 @@ def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--cert", metavar="PEM", help="client certificate for mutual TLS")
     g.add_argument("--key", metavar="PEM", help="client certificate key")
     g.add_argument("--keepalive", type=int, help="seconds (default: the bundle's, else 30)")
+    g.add_argument("--mqtt-version", choices=("3.1.1", "5"), default="3.1.1", help="protocol (default: 3.1.1)")
+    g.add_argument("--session-expiry", type=int, default=86400, metavar="S",
+                   help="MQTT 5: seconds the broker keeps our session, and queues QoS 1 messages for it, after "
+                        "a disconnect (default: 86400; 3.1.1 sessions last until the broker's own limit)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,9 @@ def cmd_run(args) -> int:
             embedded = broker.embedded(Path(work.name) / "broker")
             url = embedded.url
             print(f"embedded {embedded.name} on {url} (pid {embedded.proc.pid})", file=sys.stderr)
+            if embedded.name == "amqtt" and args.mqtt_version == "5":
+                raise RnnEdgeError("the embedded amqtt broker speaks MQTT 3.1.1 only; install Mosquitto for "
+                                   "--mqtt-version 5")
         subscribe = tuple(args.subscribe or [mq.get("subscribe", "sensors/+/+")])
         cfg = RuntimeConfig(subscribe=subscribe, qos=args.qos if args.qos is not None else mq.get("qos", 1),
                             **({"client_id": args.client_id} if args.client_id else {}),
