@@ -249,11 +249,13 @@ class Engine:
                 if i is None:
                     slots[m] = self._slot(names[m], now)
         n = len(names)
-        try:
-            if self._width != (1,):
-                raise ValueError
-            x = np.fromiter([v.item() for v in values], np.float32, n)[:, None]
-        except ValueError:  # several channels (or a malformed row, which _step names)
+        x = None
+        if self._width == (1,):  # one channel: item() and fromiter, as for the timestamps
+            try:
+                x = np.fromiter([v.item() for v in values], np.float32, n)[:, None]
+            except ValueError:  # a malformed row, which _step names
+                pass
+        if x is None:
             x = np.concatenate(values)
         if None in slots:
             keep = [m for m, i in enumerate(slots) if i is not None]
@@ -344,8 +346,8 @@ class Engine:
         top = np.argsort(-share)[: self.config.top_channels]
         expected = self.detector.normalizer.denormalize(forecast[None, :])[0]
         return {"id": f"{stream}@{ts!r}:{name}", "stream": stream, "ts": ts, "event": name,
-                "score": score, "adaptive": adaptive, "source": art.alerts.source, "threshold": art.alerts.threshold,
-                "distance": distance,
+                "score": score, "adaptive": adaptive, "source": art.alerts.source,
+                "threshold": art.alerts.threshold, "distance": distance,
                 "channels": [{"name": self.features[c], "share": round(float(share[c]), 4),
                               "value": float(x[c]), "expected": float(expected[c])} for c in top],
                 "model_id": art.model_id, "model_kind": art.config.kind}
