@@ -61,7 +61,10 @@ def main() -> None:
     args = ap.parse_args()
     series = read_csv(TAXI)
     models = [(f"LSM {n} ternary", TrainConfig(model=LSMConfig(input_size=1, units=n))) for n in (100, 250, 500, 1000)]
-    models += [("LSM 500 int8 synapses", TrainConfig(model=LSMConfig(input_size=1, units=500, weights="int8"))),
+    models += [("LSM 250 ternary, input gain 0.4", TrainConfig(model=LSMConfig(input_size=1, units=250, input_gain=0.4))),
+               ("LSM 250 ternary, recurrent gain 2", TrainConfig(model=LSMConfig(input_size=1, units=250,
+                                                                                  recurrent_gain=2.0))),
+               ("LSM 500 int8 synapses", TrainConfig(model=LSMConfig(input_size=1, units=500, weights="int8"))),
                ("ESN 200 float32", TrainConfig(model=ESNConfig(input_size=1))),
                ("ESN 200 int8", TrainConfig(model=ESNConfig(input_size=1), int8=True)),
                ("GRU H=32 float32", TrainConfig(model=GRUConfig(input_size=1, hidden=32),
