@@ -80,7 +80,10 @@ def main() -> None:
             z = art.normalizer.normalize(series.values[3000:])
             s0 = np.zeros((1, cell.state_size), np.float32)
             dense, nonzero = macs(art)
-            size = sum(art.weights[n].nbytes for n in weight_shapes(art.config))
+            size = sum(art.weights[n].nbytes for n in weight_shapes(art.config))  # as stored (LSM: int8)
+            if art.precision == "int8":  # served as int8: one byte per quantized weight
+                q = sum(art.weights[f"{n}.q"].size for n in weight_shapes(art.config) if f"{n}.q" in art.weights)
+                size -= 3 * q
             spikes = synops = "—"
             t_dense = "—"
             if art.config.kind == "lsm":
