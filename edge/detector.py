@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .alerts import NONE, AlertState, alert_step, alert_step_one
+from .alerts import AlertState, alert_step, alert_step_one
 from .artifact import Artifact
 from .cell import Cell, init_state
 from .errors import ArtifactError, DataError
@@ -63,6 +63,8 @@ class Detector:
         self.scorer = artifact.scorer
         self.alert_config = artifact.alerts
         self._on_adaptive = artifact.alerts.source == "adaptive"
+        self._one_channel = len(self.normalizer.mean) == 1
+        self._mean0, self._std0 = self.normalizer.mean[0], self.normalizer.std[0]  # float32 scalars
         self.warmup = int(artifact.manifest.get("warmup", 0))
         self.adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
         d = self.cell.input_size
@@ -113,11 +115,17 @@ class Detector:
         if x.dtype != np.float32:
             x = x.astype(np.float32)
         norm = self.normalizer
-        z = ((x - norm.mean) / norm.std)[None]  # float32[1, D], as Normalizer.normalize computes it
+        if self._one_channel:  # float32 scalar arithmetic: the same IEEE operations, a tenth of the calls
+            zf = (x[0] - self._mean0) / self._std0
+            z = np.array([[zf]], np.float32)
+            residual = [float(zf - st.forecast[i, 0])]
+        else:
+            z = ((x - norm.mean) / norm.std)[None]  # float32[1, D], as Normalizer.normalize computes it
+            residual = (z[0] - st.forecast[i]).tolist()
         seen = int(st.seen[i])
         live = seen > self.warmup
         scorer = self.scorer
-        distance, z2 = scorer.distance_one((z[0] - st.forecast[i]).tolist())
+        distance, z2 = scorer.distance_one(residual)
         score = scorer.score_one(distance) if live else 0.0
         ext = st.extent[i]
         (lo, hi), xs = ext.tolist(), x.tolist()

@@ -23,7 +23,7 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,16 +55,19 @@ class EngineConfig:
         check_int("EngineConfig", "top_channels", self.top_channels, 1, 1000)
 
 
-@dataclass
 class Outcome:
-    """What one `process` call produced, in processing order."""
+    """What one `process` call produced, in processing order. (A plain class with slots: one is
+    made per call, and a dataclass with six list factories costs twice as much.)"""
 
-    streams: list = field(default_factory=list)   # per scored sample: stream id
-    ts: list = field(default_factory=list)        # its timestamp
-    scores: list = field(default_factory=list)    # its calibrated score
-    adaptive: list = field(default_factory=list)  # its drift-adaptive score
-    events: list = field(default_factory=list)    # alert payloads (dicts) for raise/clear events
-    rejected: list = field(default_factory=list)  # (message index, row index, reason) per refused sample
+    __slots__ = ("streams", "ts", "scores", "adaptive", "events", "rejected")
+
+    def __init__(self) -> None:
+        self.streams: list = []   # per scored sample: stream id
+        self.ts: list = []        # its timestamp
+        self.scores: list = []    # its calibrated score
+        self.adaptive: list = []  # its drift-adaptive score
+        self.events: list = []    # alert payloads (dicts) for raise/clear events
+        self.rejected: list = []  # (message index, row index, reason) per refused sample
 
 
 class Engine:

@@ -127,6 +127,29 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model, margin):
     assert (adaptive >= 0.9).any()  # and novelty
 
 
+def test_one_channel_path_equals_the_batched_step(tmp_path):
+    """step_row's one-channel branch (float32 scalar arithmetic) against the batched numpy step at
+    B=1 (at B=2 BLAS may round the reservoir's one-column product differently)."""
+    from edge.artifact import load_artifact
+    from edge.detector import Detector
+
+    from .conftest import sine_series, train_small, write_csv
+    path = write_csv(tmp_path / "one.csv", sine_series(1200, 1), names=("v",))
+    det = Detector(load_artifact(train_small("esn", tmp_path / "m", path, int8=False)))
+    values = sine_series(600, 1, seed=11)
+    values[300:303] += 6.0
+    ref = det.run(values)
+    st = det.init(1)
+    score, adaptive = np.empty(len(values)), np.empty(len(values))
+    for t in range(len(values)):
+        st, r = det.step(st, values[t:t + 1])
+        score[t], adaptive[t] = r.score[0], r.adaptive[0]
+    np.testing.assert_allclose(ref["score"], score, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ref["adaptive"], adaptive, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(det.normalizer.denormalize(st.forecast[:1]), ref["forecast"][-1:])
+    assert (adaptive > 0.5).any()
+
+
 def test_novelty_margin_and_refractory_keep_a_slow_drift_from_being_novel_at_every_step(small_model):
     from edge.detector import Detector
     from edge.scoring import Adaptive
