@@ -96,7 +96,8 @@ def _mini_nab(tmp_path, edit=None):
 def test_evaluate_writes_nab_results_and_scores(tmp_path):
     from edge.cli import main
     root = _mini_nab(tmp_path / "nab")
-    assert main(["evaluate", "nab", "--data", str(root), "-o", str(tmp_path / "out"), "--plot", "nyc_taxi"]) == 0
+    assert main(["evaluate", "nab", "--data", str(root), "-o", str(tmp_path / "out"), "--plot", "nyc_taxi",
+                 "--keep-models"]) == 0
     png = tmp_path / "out" / "plots" / "rnnedge_esn_realKnownCause_nyc_taxi.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     doc = json.loads((tmp_path / "out" / "rnnedge_esn_scores.json").read_text())
@@ -108,6 +109,19 @@ def test_evaluate_writes_nab_results_and_scores(tmp_path):
     again = read_results(tmp_path / "out" / "rnnedge_esn", "rnnedge_esn", corpus)
     raw, _ = corpus_score(corpus, again, "standard", doc["thresholds"]["standard"])
     assert raw == pytest.approx(doc["raw"]["standard"], abs=1e-4)
+    # "alerts as deployed": each kept model's own raise events, stepped again, as the detections
+    from edge.alerts import RAISED
+    from edge.artifact import load_artifact
+    from edge.data import read_csv
+    from edge.detector import Detector
+    raised = {}
+    for name in FILES:
+        det = Detector(load_artifact(tmp_path / "out" / "models" / name.replace(".csv", "")))
+        raised[name] = (det.run(read_csv(root / "data" / name).values)["events"] == RAISED).astype(float)
+    assert sum(r.sum() for r in raised.values()) >= 2
+    for profile in PROFILES:
+        want = normalise(corpus, corpus_score(corpus, raised, profile, 0.5)[0], profile)
+        assert doc["alerts_as_deployed"][profile] == pytest.approx(want, abs=1e-9)
 
 
 def test_evaluation_trains_on_the_probationary_period_only(tmp_path):
