@@ -18,7 +18,6 @@ runs in its own process. Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess

@@ -136,8 +136,8 @@ class Detector:
             novel = any(v < a - g or v > b + g for v, a, b, g in zip(xs, lo, hi, margins))
             np.minimum(ext[0], x, out=ext[0])
             np.maximum(ext[1], x, out=ext[1])
-        adaptive, first = self.adaptive.advance_one(st.adapt[i], scorer.log_survival_one(distance, score),
-                                                    live, novel)
+        surprise = scorer.log_survival_one(distance, score) if live else 0.0  # unused while warming up
+        adaptive, first = self.adaptive.advance_one(st.adapt[i], surprise, live, novel)
         event = alert_step_one(self.alert_config, st.alerts, i, adaptive if self._on_adaptive else score)
         share = forecast = None
         if event:

@@ -161,12 +161,13 @@ class Engine:
             return out
         if len(messages) == 1 and len(messages[0][1]) == 1:  # one sample of one stream: the common case
             stream, ts, x = messages[0]
+            t = float(ts[0])
             i = self.slots.get(stream)
             if i is None and (i := self._slot(stream, now)) is None:
                 out.rejected.append((0, 0, self._cap_reason()))
-            elif self._fresh(i, float(ts[0]), 0, 0, out):
+            elif self._fresh(i, t, 0, 0, out):
                 self.last_wall[i] = now
-                self._step_row(i, stream, float(ts[0]), x, out)
+                self._step_row(i, stream, t, x, out)
             return out
         streams, stamps, values = zip(*messages)
         try:  # item() and fromiter: a third of the cost of concatenating one-element arrays

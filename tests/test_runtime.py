@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest

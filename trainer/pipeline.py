@@ -21,7 +21,7 @@ from edge.artifact import Normalizer, build_cell, save_artifact
 from edge.cell import Cell, run
 from edge.data import Series
 from edge.errors import DataError
-from edge.scoring import Adaptive, Scorer
+from edge.scoring import Scorer
 from edge.specs import GRUConfig, config_to_dict
 
 from .config import TrainConfig
