@@ -129,6 +129,8 @@ class LiteRTCell:
             raise ArtifactError(f"{path}: not an rnnedge step graph for this model (no tensor {missing[0]!r})")
         self._in = [inputs[n] for n in (INPUT, *state_names(config))]
         self._out = [outputs[n] for n in (OUTPUT, *(f"{s}_out" for s in state_names(config)))]
+        # float32 tensors and one state tensor: step sets and reads the tensors directly
+        self._plain = len(self._in) == 2 and all(d["dtype"] == np.float32 for d in (*self._in, *self._out))
         self._resize(1)
 
     def _resize(self, batch: int) -> None:
@@ -156,6 +158,12 @@ class LiteRTCell:
         if x.shape[0] != self._batch:
             self._resize(x.shape[0])
         it = self.interpreter
+        if self._plain:  # the common case, in the fewest calls (2 us of 5 at B=1)
+            (dx, ds), (dy, dso) = self._in, self._out
+            it.set_tensor(dx["index"], self._to(dx, x))
+            it.set_tensor(ds["index"], self._to(ds, state))
+            it.invoke()
+            return it.get_tensor(dy["index"]), it.get_tensor(dso["index"])
         parts = split_state(self.config, state)
         for d, a in zip(self._in, (x, *parts.values())):
             it.set_tensor(d["index"], self._to(d, a))
