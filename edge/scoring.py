@@ -175,6 +175,10 @@ class Adaptive:
     peak) and damps it 100-fold elsewhere: the onset of an episode, which is what NAB rewards.
     Novelty is an episode too: a novel sample within `novelty_refractory` samples of the stream's
     previous novel one does not get the novelty floor again (0: every novel sample does).
+    r is capped at `surprise_cap` (0: no cap), in the score and in the statistics: the exponential
+    tail is extrapolated from about a hundred calibration rows, so 10^-20 and 10^-40 mean the same,
+    "certainly anomalous"; uncapped, one extreme sample inflates v and hides the next anomaly for
+    days, and every more extreme sample of one episode counts as a new peak.
     Per-stream state: float64[B, 5] (m, v, n, peak, n at the last novel sample).
     """
 
@@ -186,6 +190,7 @@ class Adaptive:
     novelty: float = 0.9
     novelty_margin: float = 0.0
     novelty_refractory: float = 50.0
+    surprise_cap: float = 20.0
 
     def __post_init__(self) -> None:
         check_float("Adaptive", "horizon", self.horizon, 1.0, 1e9)
@@ -196,7 +201,9 @@ class Adaptive:
         check_float("Adaptive", "novelty", self.novelty, 0.0, 1.0, hi_open=True)
         check_float("Adaptive", "novelty_margin", self.novelty_margin, 0.0, 100.0)
         check_float("Adaptive", "novelty_refractory", self.novelty_refractory, 0.0, 1e9)
+        check_float("Adaptive", "surprise_cap", self.surprise_cap, 0.0, 1e6)
         object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
+        object.__setattr__(self, "_cap", self.surprise_cap or math.inf)
 
     COLUMNS = 5
 
@@ -214,7 +221,7 @@ class Adaptive:
         Returns (adaptive float64[B], first float64[B], state')."""
         if len(state) == 1:
             return self._step_one(state, log_survival, live, novel)
-        r = log_survival * _NEG_INV_LN10
+        r = np.minimum(log_survival * _NEG_INV_LN10, self._cap)
         m, v, n, peak, last = state[:, 0], state[:, 1], state[:, 2], state[:, 3], state[:, 4]
         z = (r - m) / np.maximum(np.sqrt(v), self.min_std)
         everyone = bool(live.all())
@@ -253,7 +260,7 @@ class Adaptive:
         if not live:
             return 0.0, 0.0
         m, v, n, peak, last = row.tolist()
-        r = log_survival * _NEG_INV_LN10
+        r = min(log_survival * _NEG_INV_LN10, self._cap)
         dev = r - m
         z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
         z = max(z, 0.0)
@@ -271,11 +278,12 @@ class Adaptive:
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
                 "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin,
-                "novelty_refractory": self.novelty_refractory}
+                "novelty_refractory": self.novelty_refractory, "surprise_cap": self.surprise_cap}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":
+        """The manifest's section; one written before `surprise_cap` existed scores as it did, uncapped."""
         try:
-            return cls(**d)
+            return cls(**{"surprise_cap": 0.0, **d})
         except (TypeError, ConfigError) as e:
             raise ArtifactError(f"manifest.json: scorer.adaptive section: {e}") from None

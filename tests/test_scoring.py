@@ -210,3 +210,30 @@ def test_adaptive_one_stream_path_equals_the_batched_one_bit_for_bit():
             a1, f1, ones[b] = ad.step(ones[b], ls[t, b:b + 1], live[t, b:b + 1], novel[t, b:b + 1])
             assert (a1[0], f1[0]) == (a[b], f[b])
             np.testing.assert_array_equal(ones[b][0], batch[b])
+
+
+def test_surprise_beyond_the_cap_counts_as_the_cap_and_does_not_hide_the_next_anomaly():
+    from edge.scoring import Adaptive
+    rng = np.random.default_rng(2)
+    r = np.abs(rng.normal(1.0, 0.3, 2000))
+    r[500], r[1500] = 200.0, 12.0  # an absurdly extreme sample, then a plain anomaly
+    live = np.ones(1, bool)
+
+    def run(ad, r):
+        st, out = Adaptive.zeros(1), np.zeros(len(r))
+        for t in range(len(r)):
+            (out[t],), _, st = ad.step(st, -np.log(10.0) * r[t:t + 1], live)
+        return out
+
+    capped, uncapped = run(Adaptive(surprise_cap=20.0), r), run(Adaptive(surprise_cap=0.0), r)
+    assert 0.7 < capped[500] < uncapped[500]
+    assert capped[1500] > 0.5 > uncapped[1500]  # uncapped, the 10^-200 sample still inflates the variance
+    at_cap = r.copy()
+    at_cap[500] = 20.0
+    np.testing.assert_array_equal(run(Adaptive(surprise_cap=20.0), at_cap), capped)
+
+
+def test_artifacts_written_before_the_surprise_cap_score_as_they_did():
+    from edge.scoring import Adaptive
+    assert Adaptive.from_dict({"horizon": 100.0}).surprise_cap == 0.0
+    assert Adaptive.from_dict(Adaptive().to_dict()) == Adaptive()

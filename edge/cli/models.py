@@ -34,7 +34,8 @@ def _train_config(args, d: int):
                       adaptive_threshold=args.adaptive_threshold, raise_after=args.raise_after,
                       clear_after=args.clear_after, cooldown=args.cooldown,
                       adaptive=Adaptive(novelty_margin=args.novelty_margin,
-                                        novelty_refractory=args.novelty_refractory))
+                                        novelty_refractory=args.novelty_refractory,
+                                        surprise_cap=args.surprise_cap))
     return cfg
 
 

@@ -66,8 +66,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alert-on", choices=("adaptive", "calibrated"), default="adaptive",
                    help="the score the alert machine watches: the drift-adaptive one (default), or the "
                         "calibrated probability under the training residuals")
-    g.add_argument("--adaptive-threshold", type=float, default=0.7,
-                   help="raise at this adaptive score, clear under half of it (default: 0.7)")
+    g.add_argument("--adaptive-threshold", type=float, default=0.65,
+                   help="raise at this adaptive score, clear under half of it (default: 0.65)")
     g.add_argument("--false-alarm-rate", type=float, default=1e-3,
                    help="with --alert-on calibrated: per-sample rate above threshold on normal data (default: 1e-3)")
     g.add_argument("--raise-after", type=int, default=None,
@@ -80,6 +80,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--novelty-refractory", type=float, default=50.0,
                    help="samples after a novel one in which further novel samples do not get the novelty "
                         "score again: one novelty episode, one onset (default: 50; 0: every one does)")
+    g.add_argument("--surprise-cap", type=float, default=20.0,
+                   help="cap the calibrated surprise -log10(1 - score) at this before the adaptive score: "
+                        "beyond it the calibrated tail is extrapolation (default: 20; 0: no cap)")
 
 
 def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:
