@@ -14,11 +14,13 @@ import os
 import platform
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edge.scoring import Adaptive  # noqa: E402
 from edge.specs import ESNConfig, GRUConfig  # noqa: E402
 from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig  # noqa: E402
 from trainer.evaluate import evaluate_nab  # noqa: E402
@@ -37,7 +39,11 @@ def main() -> None:
     esn = ESNConfig(input_size=1)
     gru = GRUConfig(input_size=1, hidden=32)
     runs = [("ESN 200 float32", TrainConfig(model=esn)), ("ESN 200 int8", TrainConfig(model=esn, int8=True)),
-            ("ESN 200 int8, alerts on the calibrated score", TrainConfig(model=esn, int8=True, alert_on="calibrated"))]
+            ("ESN 200 int8, alerts on the calibrated score", TrainConfig(model=esn, int8=True, alert_on="calibrated")),
+            ("ESN 200 int8, surprise not capped", TrainConfig(model=esn, int8=True, adaptive=Adaptive(surprise_cap=0.0))),
+            # the spread that comes from the random reservoir alone
+            ("ESN 200 float32, reservoir seed 1", TrainConfig(model=replace(esn, seed=1))),
+            ("ESN 200 float32, reservoir seed 2", TrainConfig(model=replace(esn, seed=2)))]
     if not args.quick:
         g = GRUTrainConfig(epochs=60, patience=8)
         runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)),
