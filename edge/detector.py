@@ -10,7 +10,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kernel
 from .alerts import AlertState, alert_step, alert_step_one
 from .artifact import Artifact
 from .cell import Cell, init_state
@@ -67,8 +66,7 @@ class Detector:
         self._one_channel = len(self.normalizer.mean) == 1
         self._mean0, self._std0 = self.normalizer.mean[0], self.normalizer.std[0]  # float32 scalars
         self.warmup = int(artifact.manifest.get("warmup", 0))
-        self._adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
-        self._kernel = None
+        self.adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
         d = self.cell.input_size
         ext = artifact.manifest.get("extent")  # the training rows' range; absent in older artifacts
         try:
@@ -78,35 +76,6 @@ class Detector:
             self.extent = None
         if self.extent is None or self.extent.shape != (2, d):
             raise ArtifactError(f"{artifact.path}/manifest.json: extent must hold min and max of {d} channel(s)")
-        self.use_kernel(kernel.compiled())
-
-    @property
-    def adaptive(self) -> Adaptive:
-        return self._adaptive
-
-    @adaptive.setter
-    def adaptive(self, value: Adaptive) -> None:
-        self._adaptive = value
-        self.use_kernel(self._kernel)  # its constants follow
-
-    def use_kernel(self, fn) -> None:
-        """Run `step_row`'s scoring with `fn` (`edge.kernel.row_step`, compiled or not), or with the
-        Python floats path when fn is None."""
-        self._kernel = fn
-        if fn is None:
-            return
-        sc, ad, al = self.scorer, self.adaptive, self.alert_config
-        d = self.cell.input_size
-        values = {"warmup": self.warmup, "tail_beta": sc.tail_beta, "novelty_margin": ad.novelty_margin,
-                  "min_std": ad.min_std, "adaptive_warmup": ad.warmup, "squash": ad.squash, "horizon": ad.horizon,
-                  "novelty": ad.novelty, "novelty_refractory": ad.novelty_refractory, "decay": ad._decay,
-                  "cap": ad._cap, "threshold": al.threshold, "clear_threshold": al.clear_threshold,
-                  "raise_after": al.raise_after, "clear_after": al.clear_after, "cooldown": al.cooldown,
-                  "on_adaptive": float(self._on_adaptive)}
-        self._consts = (np.array([self.normalizer.mean, self.normalizer.std], np.float32),
-                        np.array([sc._center, sc._scale]), np.array([sc.knots_d, sc.knots_p], np.float64),
-                        np.array([values[k] for k in kernel.PARAMS], np.float64))
-        self._z, self._out = np.zeros((1, d), np.float32), np.zeros(4 + d)
 
     def init(self, batch: int = 1) -> DetectorState:
         d = self.cell.input_size
@@ -145,8 +114,6 @@ class Detector:
         Equal to `step` up to the last bit of exp/log1p (tested)."""
         if x.dtype != np.float32:
             x = x.astype(np.float32)
-        if self._kernel is not None:
-            return self._step_row_kernel(st, i, x)
         norm = self.normalizer
         if self._one_channel:  # float32 scalar arithmetic: the same IEEE operations, a tenth of the calls
             zf = (x[0] - self._mean0) / self._std0
@@ -177,20 +144,7 @@ class Detector:
             total = sum(z2)
             share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
         y, model = self.cell.step(z, st.model[i:i + 1])
-        st.forecast[i], st.model[i], st.seen[i] = y[0], model[0], seen + 1
-        return RowResult(score, distance, event, adaptive, first, share, forecast)
-
-    def _step_row_kernel(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
-        a = st.alerts
-        event = self._kernel(i, x, *self._consts, st.forecast, st.seen, st.adapt, a.active, a.above, a.below,
-                             a.cooldown, st.extent, self._z, self._out)
-        score, distance, adaptive, first, *z2 = self._out.tolist()
-        share = forecast = None
-        if event:
-            total = sum(z2)
-            share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
-        y, model = self.cell.step(self._z, st.model[i:i + 1])
-        st.forecast[i], st.model[i] = y, model  # [1, n] into a row: no view made
+        st.forecast[i], st.model[i], st.seen[i] = y, model, seen + 1  # [1, n] into a row: no view made
         return RowResult(score, distance, event, adaptive, first, share, forecast)
 
     def run(self, values: np.ndarray) -> dict[str, np.ndarray]:

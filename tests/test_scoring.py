@@ -96,32 +96,16 @@ def test_detector_alerts_on_injected_spike(small_model):
     assert out["score"][400:406].min() > 0.999
 
 
-ROW_PATHS = ["python", "kernel", "compiled"]
-
-
-def use_row_path(det, path: str) -> None:
-    """Point Detector.step_row at one of its implementations: Python floats, edge.kernel.row_step
-    run by the interpreter, or compiled by numba (skipped where numba is not installed)."""
-    from edge import kernel
-    fn = {"python": None, "kernel": kernel.row_step, "compiled": kernel.compiled()}[path]
-    if path == "compiled" and fn is None:
-        pytest.skip("numba is not installed (or RNNEDGE_JIT=0)")
-    det.use_kernel(fn)
-
-
-@pytest.mark.parametrize("path", ROW_PATHS)
 @pytest.mark.parametrize("margin", [0.0, 0.05])
-def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, path):
-    """Detector.run steps one stream through step_row (Python floats, or edge.kernel, interpreted
-    or compiled); Detector.step is the batched numpy path. Same scores to the last bit of exp/log1p,
-    same events, same state, through warm-up, novel values (with and without a novelty margin), the
-    far tail and raised/cleared alerts."""
+def test_detector_one_stream_path_equals_the_batched_step(small_model, margin):
+    """Detector.run steps one stream in Python floats (step_row); Detector.step is the batched
+    numpy path. Same scores to the last bit of exp/log1p, same events, same state, through warm-up,
+    novel values (with and without a novelty margin), the far tail and raised/cleared alerts."""
     from edge.detector import Detector
     from edge.scoring import Adaptive
 
     from .conftest import sine_series
     det = Detector(small_model)
-    use_row_path(det, path)
     det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=20.0)
     values = sine_series(700, small_model.config.input_size, seed=7)
     values[300:304] += 8.0   # far tail and novel
@@ -143,17 +127,15 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, p
     assert (adaptive >= 0.9).any()  # and novelty
 
 
-@pytest.mark.parametrize("path", ROW_PATHS)
-def test_one_channel_path_equals_the_batched_step(tmp_path, path):
+def test_one_channel_path_equals_the_batched_step(tmp_path):
     """step_row's one-channel branch (float32 scalar arithmetic) against the batched numpy step at
     B=1 (at B=2 BLAS may round the reservoir's one-column product differently)."""
     from edge.artifact import load_artifact
     from edge.detector import Detector
 
     from .conftest import sine_series, train_small, write_csv
-    csv = write_csv(tmp_path / "one.csv", sine_series(1200, 1), names=("v",))
-    det = Detector(load_artifact(train_small("esn", tmp_path / "m", csv, int8=False)))
-    use_row_path(det, path)
+    path = write_csv(tmp_path / "one.csv", sine_series(1200, 1), names=("v",))
+    det = Detector(load_artifact(train_small("esn", tmp_path / "m", path, int8=False)))
     values = sine_series(600, 1, seed=11)
     values[300:303] += 6.0
     ref = det.run(values)
@@ -255,11 +237,3 @@ def test_artifacts_written_before_the_surprise_cap_score_as_they_did():
     from edge.scoring import Adaptive
     assert Adaptive.from_dict({"horizon": 100.0}).surprise_cap == 0.0
     assert Adaptive.from_dict(Adaptive().to_dict()) == Adaptive()
-
-
-def test_rnnedge_jit_0_turns_the_compiled_kernel_off(small_model, monkeypatch):
-    from edge import kernel
-    from edge.detector import Detector
-    monkeypatch.setattr(kernel, "_compiled", None)
-    monkeypatch.setenv("RNNEDGE_JIT", "0")
-    assert kernel.compiled() is None and Detector(small_model)._kernel is None
