@@ -174,9 +174,7 @@ class Adaptive:
     score only where it beats every score of about the last `refractory` samples (a decaying
     peak) and damps it 100-fold elsewhere: the onset of an episode, which is what NAB rewards.
     Novelty is an episode too: a novel sample within `novelty_refractory` samples of the stream's
-    previous novel one does not get the novelty floor again (0: every novel sample does). And a
-    novel sample counts only where the model is surprised too, r >= `novelty_min_surprise` (1: a
-    calibrated score of 0.9; 0: always): a drift to new highs that the forecast follows is not one.
+    previous novel one does not get the novelty floor again (0: every novel sample does).
     r is capped at `surprise_cap` (0: no cap), in the score and in the statistics: the exponential
     tail is extrapolated from about a hundred calibration rows, so 10^-20 and 10^-40 mean the same,
     "certainly anomalous"; uncapped, one extreme sample inflates v and hides the next anomaly for
@@ -192,7 +190,6 @@ class Adaptive:
     novelty: float = 0.9
     novelty_margin: float = 0.0
     novelty_refractory: float = 50.0
-    novelty_min_surprise: float = 1.0
     surprise_cap: float = 20.0
 
     def __post_init__(self) -> None:
@@ -204,7 +201,6 @@ class Adaptive:
         check_float("Adaptive", "novelty", self.novelty, 0.0, 1.0, hi_open=True)
         check_float("Adaptive", "novelty_margin", self.novelty_margin, 0.0, 100.0)
         check_float("Adaptive", "novelty_refractory", self.novelty_refractory, 0.0, 1e9)
-        check_float("Adaptive", "novelty_min_surprise", self.novelty_min_surprise, 0.0, 1e6)
         check_float("Adaptive", "surprise_cap", self.surprise_cap, 0.0, 1e6)
         object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
         object.__setattr__(self, "_cap", self.surprise_cap or math.inf)
@@ -234,7 +230,7 @@ class Adaptive:
         adaptive = z / (z + self.squash)
         new_last = last
         if novel is not None and self.novelty and novel.any():
-            hit = novel & live & (r >= self.novelty_min_surprise)
+            hit = novel & live
             fresh = hit & (n - last > self.novelty_refractory)
             adaptive = np.where(fresh, np.maximum(adaptive, self.novelty), adaptive)
             new_last = np.where(hit, n, last)
@@ -269,7 +265,7 @@ class Adaptive:
         z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
         z = max(z, 0.0)
         adaptive = z / (z + self.squash)
-        if novel and self.novelty and r >= self.novelty_min_surprise:
+        if novel and self.novelty:
             if n - last > self.novelty_refractory:
                 adaptive = max(adaptive, self.novelty)
             last = n
@@ -282,14 +278,12 @@ class Adaptive:
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
                 "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin,
-                "novelty_refractory": self.novelty_refractory, "novelty_min_surprise": self.novelty_min_surprise,
-                "surprise_cap": self.surprise_cap}
+                "novelty_refractory": self.novelty_refractory, "surprise_cap": self.surprise_cap}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":
-        """The manifest's section; one written before `novelty_min_surprise` and `surprise_cap` existed
-        scores as it did (neither)."""
+        """The manifest's section; one written before `surprise_cap` existed scores as it did, uncapped."""
         try:
-            return cls(**{"novelty_min_surprise": 0.0, "surprise_cap": 0.0, **d})
+            return cls(**{"surprise_cap": 0.0, **d})
         except (TypeError, ConfigError) as e:
             raise ArtifactError(f"manifest.json: scorer.adaptive section: {e}") from None

@@ -35,7 +35,6 @@ def _train_config(args, d: int):
                       clear_after=args.clear_after, cooldown=args.cooldown,
                       adaptive=Adaptive(novelty_margin=args.novelty_margin,
                                         novelty_refractory=args.novelty_refractory,
-                                        novelty_min_surprise=args.novelty_min_surprise,
                                         surprise_cap=args.surprise_cap))
     return cfg
 

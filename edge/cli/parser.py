@@ -80,9 +80,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--novelty-refractory", type=float, default=50.0,
                    help="samples after a novel one in which further novel samples do not get the novelty "
                         "score again: one novelty episode, one onset (default: 50; 0: every one does)")
-    g.add_argument("--novelty-min-surprise", type=float, default=1.0,
-                   help="a novel value counts only where the calibrated surprise -log10(1 - score) is at "
-                        "least this: 1 is a score of 0.9 (default: 1; 0: always)")
     g.add_argument("--surprise-cap", type=float, default=20.0,
                    help="cap the calibrated surprise -log10(1 - score) at this before the adaptive score: "
                         "beyond it the calibrated tail is extrapolation (default: 20; 0: no cap)")
