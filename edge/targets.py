@@ -158,7 +158,7 @@ class LiteRTCell:
         if x.shape[0] != self._batch:
             self._resize(x.shape[0])
         it = self.interpreter
-        if self._plain:  # the common case, in the fewest calls (2 us of 5 at B=1)
+        if self._plain:  # the common case in the fewest calls: 4.1 us instead of 5.7 at B=1 here
             (dx, ds), (dy, dso) = self._in, self._out
             it.set_tensor(dx["index"], self._to(dx, x))
             it.set_tensor(ds["index"], self._to(ds, state))
