@@ -96,16 +96,29 @@ def test_detector_alerts_on_injected_spike(small_model):
     assert out["score"][400:406].min() > 0.999
 
 
+ROW_PATHS = ["python", "compiled"]
+
+
+def use_row_path(det, path: str) -> None:
+    """Point Detector.step_row at Python floats or at the C extension (skipped where it is not built)."""
+    det.use_compiled(path == "compiled")
+    if path == "compiled" and not det.compiled:
+        pytest.skip("the C extension edge._rowstep is not built here")
+
+
+@pytest.mark.parametrize("path", ROW_PATHS)
 @pytest.mark.parametrize("margin", [0.0, 0.05])
-def test_detector_one_stream_path_equals_the_batched_step(small_model, margin):
-    """Detector.run steps one stream in Python floats (step_row); Detector.step is the batched
-    numpy path. Same scores to the last bit of exp/log1p, same events, same state, through warm-up,
-    novel values (with and without a novelty margin), the far tail and raised/cleared alerts."""
+def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, path):
+    """Detector.run steps one stream through step_row (Python floats, or the C extension);
+    Detector.step is the batched numpy path. Same scores to the last bit of exp/log1p, same events,
+    same state, through warm-up, novel values (with and without a novelty margin), the far tail and
+    raised/cleared alerts."""
     from edge.detector import Detector
     from edge.scoring import Adaptive
 
     from .conftest import sine_series
     det = Detector(small_model)
+    use_row_path(det, path)
     det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=20.0)
     values = sine_series(700, small_model.config.input_size, seed=7)
     values[300:304] += 8.0   # far tail and novel
@@ -127,15 +140,17 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model, margin):
     assert (adaptive >= 0.9).any()  # and novelty
 
 
-def test_one_channel_path_equals_the_batched_step(tmp_path):
+@pytest.mark.parametrize("path", ROW_PATHS)
+def test_one_channel_path_equals_the_batched_step(tmp_path, path):
     """step_row's one-channel branch (float32 scalar arithmetic) against the batched numpy step at
     B=1 (at B=2 BLAS may round the reservoir's one-column product differently)."""
     from edge.artifact import load_artifact
     from edge.detector import Detector
 
     from .conftest import sine_series, train_small, write_csv
-    path = write_csv(tmp_path / "one.csv", sine_series(1200, 1), names=("v",))
-    det = Detector(load_artifact(train_small("esn", tmp_path / "m", path, int8=False)))
+    csv = write_csv(tmp_path / "one.csv", sine_series(1200, 1), names=("v",))
+    det = Detector(load_artifact(train_small("esn", tmp_path / "m", csv, int8=False)))
+    use_row_path(det, path)
     values = sine_series(600, 1, seed=11)
     values[300:303] += 6.0
     ref = det.run(values)
@@ -237,3 +252,43 @@ def test_artifacts_written_before_the_surprise_cap_score_as_they_did():
     from edge.scoring import Adaptive
     assert Adaptive.from_dict({"horizon": 100.0}).surprise_cap == 0.0
     assert Adaptive.from_dict(Adaptive().to_dict()) == Adaptive()
+
+
+def test_compiled_and_python_one_stream_paths_agree_bit_for_bit(small_model):
+    """The C extension and the Python floats path: the same operations on the same libm, so every
+    output and every state array is equal exactly, through novelty, the far tail and alerts."""
+    from edge.detector import Detector
+
+    from .conftest import sine_series
+    det = Detector(small_model)
+    if not det.compiled:
+        pytest.skip("the C extension edge._rowstep is not built here")
+    values = sine_series(700, small_model.config.input_size, seed=9)
+    values[300:304] += 8.0
+    values[500:520] *= 1.5
+    runs, states = [], []
+    for on in (True, False):
+        det.use_compiled(on)
+        st = det.init(3)
+        rows = [det.step_row(st, t % 3, values[t]) for t in range(len(values))]
+        runs.append([(r.score, r.distance, r.event, r.adaptive, r.first, r.share) for r in rows])
+        states.append(st)
+    assert runs[0] == runs[1] and any(r[2] for r in runs[0])
+    for name in ("model", "forecast", "seen", "adapt", "extent"):
+        np.testing.assert_array_equal(getattr(states[0], name), getattr(states[1], name))
+    for name in ("active", "above", "below", "cooldown"):
+        np.testing.assert_array_equal(getattr(states[0].alerts, name), getattr(states[1].alerts, name))
+
+
+def test_compiled_step_refuses_arrays_of_the_wrong_kind(small_model):
+    from edge.detector import Detector
+    det = Detector(small_model)
+    if not det.compiled:
+        pytest.skip("the C extension edge._rowstep is not built here")
+    st = det.init(2)
+    x = np.zeros(small_model.config.input_size, np.float32)
+    with pytest.raises(IndexError, match="stream 2 is out of range for forecast's 2 rows"):
+        det.step_row(st, 2, x)
+    st.adapt = st.adapt.astype(np.float32)
+    with pytest.raises(ValueError, match="adapt has the wrong dtype, shape or layout"):
+        det.step_row(st, 0, x)
