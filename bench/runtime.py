@@ -11,7 +11,8 @@
     .venv/bin/python bench/runtime.py [--quick]
 
 Model: a GRU H=64 trained briefly on nyc_taxi's first 3,000 rows (timing does not depend on its
-quality), int8-calibrated, converted to every target. Times are medians of 5 runs; the publisher
+quality), int8-calibrated, converted to every target. (a) times are medians of 7 blocks, the bare
+step's and the engine's alternating so that load on a shared machine lands on both; the publisher
 runs in its own process. Prints Markdown tables.
 """
 
@@ -78,14 +79,24 @@ c.disconnect(); c.loop_stop()
 
 
 def median_us(f, n: int, repeats: int = 5) -> float:
-    f()
-    runs = []
+    return paired_us(f, None, n, repeats)[0]
+
+
+def paired_us(f, g, n: int, repeats: int = 7) -> tuple[float, float]:
+    """Median us per call of f and of g, timed in alternating blocks of n calls, so that a burst of
+    load on a shared machine lands on both and their ratio holds."""
+    runs: dict = {f: [], g: []}
+    for h in runs:
+        if h:
+            h()
     for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(n):
-            f()
-        runs.append((time.perf_counter() - t) / n * 1e6)
-    return float(np.median(runs))
+        for h, r in runs.items():
+            if h:
+                t = time.perf_counter()
+                for _ in range(n):
+                    h()
+                r.append((time.perf_counter() - t) / n * 1e6)
+    return float(np.median(runs[f])), float(np.median(runs[g])) if g else 0.0
 
 
 def served(model: Path, backend: str, target: str | None, precision: str | None):
@@ -105,19 +116,18 @@ def engine_table(model: Path, values: np.ndarray, quick: bool) -> None:
     for backend, target, precision in BACKENDS:
         s = served(model, backend, target, precision)
         cell = s.detector.cell
-        x1, st1 = values[:1], np.zeros((1, cell.state_size), np.float32)
-        bare1 = median_us(lambda: cell.step(x1, st1), n1)
+        z = s.detector.normalizer.normalize(values[:1024])  # what the engine hands the cell
+        x1, st1 = z[:1], np.zeros((1, cell.state_size), np.float32)
         eng = Engine(s.detector)
-        singles = iter([[("dev/taxi", np.array([float(k)]), values[k % 64:k % 64 + 1])] for k in range(5 * n1 + 1)])
-        e1 = median_us(lambda: eng.process(next(singles)), n1)
-        xb, stb = values[:1024], np.zeros((1024, cell.state_size), np.float32)
-        bareb = median_us(lambda: cell.step(xb, stb), nb) / 1024
+        # the messages made before the clock starts, as the payload decoder hands them over
+        singles = iter([[("dev/taxi", np.array([float(k)]), values[k % 64:k % 64 + 1])] for k in range(8 * n1 + 1)])
+        bare1, e1 = paired_us(lambda: cell.step(x1, st1), lambda: eng.process(next(singles)), n1)
+        xb, stb = z, np.zeros((1024, cell.state_size), np.float32)
         engb = Engine(s.detector, EngineConfig(max_streams=2048))
         names = [f"dev{k}/taxi" for k in range(1024)]
         rows = [values[k:k + 1] for k in range(1024)]
-        # the rounds' messages made before the clock starts, as the payload decoder hands them over
-        rounds = iter([[(n, np.array([float(t)]), r) for n, r in zip(names, rows)] for t in range(5 * nb + 1)])
-        eb = median_us(lambda: engb.process(next(rounds)), nb) / 1024
+        rounds = iter([[(n, np.array([float(t)]), r) for n, r in zip(names, rows)] for t in range(8 * nb + 1)])
+        bareb, eb = (v / 1024 for v in paired_us(lambda: cell.step(xb, stb), lambda: engb.process(next(rounds)), nb))
         print(f"| {backend} | {target or 'reference ' + precision} | {bare1:.1f} us | {e1:.1f} us | "
               f"{1e6 / e1:,.0f} | {bare1 / e1:.2f} | {bareb:.2f} us | {eb:.2f} us |")
     print()
