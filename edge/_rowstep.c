@@ -6,7 +6,8 @@
  * and the alert machine (alerts.alert_step_one). Compiled with -ffp-contract=off so that no
  * multiply-add is fused: the results equal the Python path's bit for bit (libm's exp and log1p are
  * the ones Python's math module calls), and the batched numpy path's to the last bit of exp/log1p
- * (tested). The caller steps the model and then advances `seen`, forecast and model state.
+ * (tested). It advances the stream's `seen`; the caller steps the model and stores its forecast
+ * and state.
  *
  * Why C and not a library: numba compiles the same function (tried: about 1.2 us a call), but
  * importing it and loading its machine code takes a process from 34 to 155 MB resident, past the
@@ -50,7 +51,8 @@ static int check(PyObject *o, const char *name, int type, int ndim, npy_intp row
 #define F64(o) ((double *)PyArray_DATA((PyArrayObject *)(o)))
 
 /* row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below,
-            cooldown, extent, z_out, out) -> event */
+            cooldown, extent, z_out, z2_out) -> (event, score, distance, adaptive, first)
+   z_out float32[1, D]: the normalised sample; z2_out float64[D]: the squared standardised residuals */
 static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 16) {
         PyErr_SetString(PyExc_TypeError, "row_step takes 16 arguments");
@@ -78,7 +80,7 @@ static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
         !check(active_, "active", NPY_BOOL, 1, r, -1) || !check(above_, "above", NPY_INT32, 1, r, -1) ||
         !check(below_, "below", NPY_INT32, 1, r, -1) || !check(cooldown_, "cooldown", NPY_INT32, 1, r, -1) ||
         !check(extent_, "extent", NPY_FLOAT32, 3, r, d) || !check(z_, "z_out", NPY_FLOAT32, 2, 1, d) ||
-        !check(out_, "out", NPY_FLOAT64, 1, -1, 4 + d)) {
+        !check(out_, "z2_out", NPY_FLOAT64, 1, -1, d)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "row_step: x must hold at least one value");
         return NULL;
     }
@@ -105,8 +107,8 @@ static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
         z[c] = zc;
         double e = (double)(zc - forecast[c]);
         double s = (e - center[c]) / scale[c];
-        out[4 + c] = s * s;
-        total = c == 0 ? out[4] : total + out[4 + c];
+        out[c] = s * s;
+        total = c == 0 ? out[0] : total + out[c];
     }
     double dist = sqrt(total / (double)d);
 
@@ -201,17 +203,15 @@ static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
             event = RAISED;
         }
     }
-    out[0] = score;
-    out[1] = dist;
-    out[2] = adaptive;
-    out[3] = first;
-    return PyLong_FromLong(event);
+    *seen += 1;
+    return Py_BuildValue("(idddd)", event, score, dist, adaptive, first);
 }
 
 static PyMethodDef methods[] = {
     {"row_step", (PyCFunction)(void (*)(void))row_step, METH_FASTCALL,
      "row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
-     "extent, z_out, out) -> event: one stream's scoring step (see edge/_rowstep.c)."},
+     "extent, z_out, z2_out) -> (event, score, distance, adaptive, first): one stream's scoring step "
+     "(see edge/_rowstep.c)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -119,7 +119,7 @@ class Detector:
         self._consts = (np.array([self.normalizer.mean, self.normalizer.std], np.float32),
                         np.array([sc._center, sc._scale], np.float64), np.array([sc.knots_d, sc.knots_p], np.float64),
                         np.array([values[k] for k in ROW_PARAMS], np.float64))
-        self._z, self._out = np.zeros((1, d), np.float32), np.zeros(4 + d)  # the step's outputs, reused
+        self._z, self._z2 = np.zeros((1, d), np.float32), np.zeros(d)  # the step's array outputs, reused
 
     def init(self, batch: int = 1) -> DetectorState:
         d = self.cell.input_size
@@ -153,13 +153,29 @@ class Detector:
 
     def step_row(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
         """`step` for the stream in row i of st alone, updating that row in place; x: float32[D] raw
-        values. The same arithmetic as `step` in Python floats (only the cell runs in numpy), so one
+        values. The same arithmetic as `step` on scalars, in one call of the C extension edge._rowstep
+        where it is built (`compiled`), else in Python floats; only the cell runs in numpy. So one
         stream, the common case on a device, pays no fixed cost of numpy calls on one-element arrays.
-        Equal to `step` up to the last bit of exp/log1p (tested)."""
+        Equal to `step` up to the last bit of exp/log1p, and the two paths to each other exactly
+        (tested)."""
         if x.dtype != np.float32:
             x = x.astype(np.float32)
-        if self._compiled is not None:
-            return self._step_row_compiled(st, i, x)
+        if self._compiled is None:
+            return self._step_row_python(st, i, x)
+        a = st.alerts
+        event, score, distance, adaptive, first = self._compiled(
+            i, x, *self._consts, st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown, st.extent,
+            self._z, self._z2)
+        share = forecast = None
+        if event:
+            z2 = self._z2.tolist()
+            total = sum(z2)
+            share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
+        y, model = self.cell.step(self._z, st.model[i:i + 1])
+        st.forecast[i], st.model[i] = y, model
+        return RowResult(score, distance, event, adaptive, first, share, forecast)
+
+    def _step_row_python(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
         norm = self.normalizer
         if self._one_channel:  # float32 scalar arithmetic: the same IEEE operations, a tenth of the calls
             zf = (x[0] - self._mean0) / self._std0
@@ -191,19 +207,6 @@ class Detector:
             share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
         y, model = self.cell.step(z, st.model[i:i + 1])
         st.forecast[i], st.model[i], st.seen[i] = y, model, seen + 1  # [1, n] into a row: no view made
-        return RowResult(score, distance, event, adaptive, first, share, forecast)
-
-    def _step_row_compiled(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
-        a = st.alerts
-        event = self._compiled(i, x, *self._consts, st.forecast, st.seen, st.adapt, a.active, a.above, a.below,
-                               a.cooldown, st.extent, self._z, self._out)
-        score, distance, adaptive, first, *z2 = self._out.tolist()
-        share = forecast = None
-        if event:
-            total = sum(z2)
-            share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
-        y, model = self.cell.step(self._z, st.model[i:i + 1])
-        st.forecast[i], st.model[i], st.seen[i] = y, model, st.seen[i] + 1
         return RowResult(score, distance, event, adaptive, first, share, forecast)
 
     def run(self, values: np.ndarray) -> dict[str, np.ndarray]:

@@ -161,11 +161,11 @@ class Engine:
             return out
         if len(messages) == 1 and len(messages[0][1]) == 1:  # one sample of one stream: the common case
             stream, ts, x = messages[0]
-            t = float(ts[0])
+            t = ts.item()
             i = self.slots.get(stream)
             if i is None and (i := self._slot(stream, now)) is None:
                 out.rejected.append((0, 0, self._cap_reason()))
-            elif t > self.last_ts[i]:
+            elif t > self.last_ts.item(i):
                 self.last_wall[i] = now
                 self._step_row(i, stream, t, x, out)
             else:
