@@ -27,106 +27,121 @@ enum { P_WARMUP, P_TAIL_BETA, P_NOVELTY_MARGIN, P_MIN_STD, P_ADAPTIVE_WARMUP, P_
 enum { RAISED = 1, CLEARED = -1, NONE = 0 }; /* edge.alerts */
 
 static int check(PyObject *o, const char *name, int type, int ndim, npy_intp rows, npy_intp cols) {
-    /* o must be a C-contiguous, aligned, writeable array of `type` with `ndim` dimensions, at least
-       `rows` rows (-1: any) and `cols` columns in its last dimension (-1: any). */
+    /* o must be a C-contiguous, aligned, writeable array of `type` with `ndim` dimensions, `rows`
+       rows (-1: any) and `cols` entries in its last dimension (-1: any). */
     if (!PyArray_Check(o)) {
         PyErr_Format(PyExc_TypeError, "row_step: %s must be a numpy array", name);
         return 0;
     }
     PyArrayObject *a = (PyArrayObject *)o;
     if (PyArray_TYPE(a) != type || PyArray_NDIM(a) != ndim || !PyArray_IS_C_CONTIGUOUS(a) ||
-        !PyArray_ISALIGNED(a) || !PyArray_ISWRITEABLE(a) || (cols >= 0 && PyArray_DIM(a, ndim - 1) != cols)) {
+        !PyArray_ISALIGNED(a) || !PyArray_ISWRITEABLE(a) || (rows >= 0 && PyArray_DIM(a, 0) != rows) ||
+        (cols >= 0 && PyArray_DIM(a, ndim - 1) != cols)) {
         PyErr_Format(PyExc_ValueError, "row_step: %s has the wrong dtype, shape or layout", name);
-        return 0;
-    }
-    if (rows >= 0 && PyArray_DIM(a, 0) < rows) {
-        PyErr_Format(PyExc_IndexError, "row_step: stream %zd is out of range for %s's %zd rows", (Py_ssize_t)rows - 1,
-                     name, (Py_ssize_t)PyArray_DIM(a, 0));
         return 0;
     }
     return 1;
 }
 
-#define F32(o) ((float *)PyArray_DATA((PyArrayObject *)(o)))
-#define F64(o) ((double *)PyArray_DATA((PyArrayObject *)(o)))
+#define DATA(type, o) ((type *)PyArray_DATA((PyArrayObject *)(o)))
 
-/* row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below,
-            cooldown, extent, z_out, z2_out) -> (event, score, distance, adaptive, first)
-   z_out float32[1, D]: the normalised sample; z2_out float64[D]: the squared standardised residuals */
-static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "row_step takes 16 arguments");
-        return NULL;
+typedef struct { /* the detector's constants */
+    npy_intp d, k;
+    const float *mean, *std;
+    const double *center, *scale, *kd, *kp, *p;
+} Consts;
+
+typedef struct { /* the streams' state arrays (the engine's slots, or a DetectorState), `rows` streams */
+    npy_intp rows;
+    float *forecast, *extent;
+    npy_int64 *seen;
+    double *adapt;
+    npy_bool *active;
+    npy_int32 *above, *below, *cooldown;
+} State;
+
+/* args: norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, extent */
+static int parse(PyObject *const *a, npy_intp d, Consts *k, State *s) {
+    if (!check(a[2], "knots", NPY_FLOAT64, 2, 2, -1) || !check(a[5], "seen", NPY_INT64, 1, -1, -1)) return 0;
+    npy_intp r = PyArray_DIM((PyArrayObject *)a[5], 0);
+    k->d = d;
+    k->k = PyArray_DIM((PyArrayObject *)a[2], 1);
+    if (k->k < 2) {
+        PyErr_SetString(PyExc_ValueError, "row_step: knots must be float64[2, K >= 2]");
+        return 0;
     }
-    Py_ssize_t i = PyLong_AsSsize_t(args[0]);
-    if (i == -1 && PyErr_Occurred()) return NULL;
-    PyObject *x_ = args[1], *norm_ = args[2], *standard_ = args[3], *knots_ = args[4], *p_ = args[5];
-    PyObject *forecast_ = args[6], *seen_ = args[7], *adapt_ = args[8], *active_ = args[9];
-    PyObject *above_ = args[10], *below_ = args[11], *cooldown_ = args[12], *extent_ = args[13];
-    PyObject *z_ = args[14], *out_ = args[15];
-    if (!PyArray_Check(x_) || PyArray_NDIM((PyArrayObject *)x_) != 1) {
-        PyErr_SetString(PyExc_ValueError, "row_step: x must be float32[D]");
-        return NULL;
+    if (!check(a[0], "norm", NPY_FLOAT32, 2, 2, d) || !check(a[1], "standard", NPY_FLOAT64, 2, 2, d) ||
+        !check(a[3], "params", NPY_FLOAT64, 1, -1, P_COUNT) || !check(a[4], "forecast", NPY_FLOAT32, 2, r, d) ||
+        !check(a[6], "adapt", NPY_FLOAT64, 2, r, 5) || !check(a[7], "active", NPY_BOOL, 1, r, -1) ||
+        !check(a[8], "above", NPY_INT32, 1, r, -1) || !check(a[9], "below", NPY_INT32, 1, r, -1) ||
+        !check(a[10], "cooldown", NPY_INT32, 1, r, -1) || !check(a[11], "extent", NPY_FLOAT32, 3, r, d) ||
+        PyArray_DIM((PyArrayObject *)a[11], 1) != 2) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "row_step: extent must be float32[B, 2, D]");
+        return 0;
     }
-    npy_intp d = PyArray_DIM((PyArrayObject *)x_, 0), r = i + 1;
-    if (i < 0) {
-        PyErr_SetString(PyExc_IndexError, "row_step: negative stream index");
-        return NULL;
-    }
-    if (d < 1 || !check(x_, "x", NPY_FLOAT32, 1, -1, d) || !check(norm_, "norm", NPY_FLOAT32, 2, 2, d) ||
-        !check(standard_, "standard", NPY_FLOAT64, 2, 2, d) || !check(knots_, "knots", NPY_FLOAT64, 2, 2, -1) ||
-        !check(p_, "params", NPY_FLOAT64, 1, -1, P_COUNT) || !check(forecast_, "forecast", NPY_FLOAT32, 2, r, d) ||
-        !check(seen_, "seen", NPY_INT64, 1, r, -1) || !check(adapt_, "adapt", NPY_FLOAT64, 2, r, 5) ||
-        !check(active_, "active", NPY_BOOL, 1, r, -1) || !check(above_, "above", NPY_INT32, 1, r, -1) ||
-        !check(below_, "below", NPY_INT32, 1, r, -1) || !check(cooldown_, "cooldown", NPY_INT32, 1, r, -1) ||
-        !check(extent_, "extent", NPY_FLOAT32, 3, r, d) || !check(z_, "z_out", NPY_FLOAT32, 2, 1, d) ||
-        !check(out_, "z2_out", NPY_FLOAT64, 1, -1, d)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "row_step: x must hold at least one value");
-        return NULL;
-    }
-    if (PyArray_DIM((PyArrayObject *)knots_, 1) < 2 || PyArray_DIM((PyArrayObject *)extent_, 1) != 2) {
-        PyErr_SetString(PyExc_ValueError, "row_step: knots must be float64[2, K >= 2], extent float32[B, 2, D]");
-        return NULL;
-    }
-    const float *x = F32(x_), *mean = F32(norm_), *std = mean + d;
-    const double *center = F64(standard_), *scale = center + d, *p = F64(p_);
-    npy_intp k = PyArray_DIM((PyArrayObject *)knots_, 1);
-    const double *kd = F64(knots_), *kp = kd + k;
-    float *forecast = F32(forecast_) + i * d, *lo = F32(extent_) + i * 2 * d, *hi = lo + d, *z = F32(z_);
-    double *adapt = F64(adapt_) + i * 5, *out = F64(out_);
-    npy_int64 *seen = (npy_int64 *)PyArray_DATA((PyArrayObject *)seen_) + i;
-    npy_bool *active = (npy_bool *)PyArray_DATA((PyArrayObject *)active_) + i;
-    npy_int32 *above = (npy_int32 *)PyArray_DATA((PyArrayObject *)above_) + i;
-    npy_int32 *below = (npy_int32 *)PyArray_DATA((PyArrayObject *)below_) + i;
-    npy_int32 *cooldown = (npy_int32 *)PyArray_DATA((PyArrayObject *)cooldown_) + i;
+    k->mean = DATA(float, a[0]);
+    k->std = k->mean + d;
+    k->center = DATA(double, a[1]);
+    k->scale = k->center + d;
+    k->kd = DATA(double, a[2]);
+    k->kp = k->kd + k->k;
+    k->p = DATA(double, a[3]);
+    s->rows = r;
+    s->forecast = DATA(float, a[4]);
+    s->seen = DATA(npy_int64, a[5]);
+    s->adapt = DATA(double, a[6]);
+    s->active = DATA(npy_bool, a[7]);
+    s->above = DATA(npy_int32, a[8]);
+    s->below = DATA(npy_int32, a[9]);
+    s->cooldown = DATA(npy_int32, a[10]);
+    s->extent = DATA(float, a[11]);
+    return 1;
+}
+
+static int in_range(npy_intp i, const State *s) {
+    if (i >= 0 && i < s->rows) return 1;
+    PyErr_Format(PyExc_IndexError, "row_step: stream %zd is out of range for %zd streams", (Py_ssize_t)i,
+                 (Py_ssize_t)s->rows);
+    return 0;
+}
+
+/* Stream i's step: raw values x[D] -> z[D] normalised, z2[D] squared standardised residuals,
+   res = (score, distance, adaptive, first); updates its state and returns the alert event. */
+static int step(const Consts *k, const State *s, npy_intp i, const float *x, float *z, double *z2, double *res) {
+    npy_intp d = k->d, nk = k->k;
+    const double *p = k->p, *kd = k->kd, *kp = k->kp;
+    float *forecast = s->forecast + i * d, *lo = s->extent + i * 2 * d, *hi = lo + d;
+    double *adapt = s->adapt + i * 5;
+    npy_bool *active = s->active + i;
+    npy_int32 *above = s->above + i, *below = s->below + i, *cooldown = s->cooldown + i;
 
     /* normalise, residual, distance (Normalizer.normalize, Scorer.distance_one) */
     double total = 0.0;
     for (npy_intp c = 0; c < d; c++) {
-        float zc = (x[c] - mean[c]) / std[c];
+        float zc = (x[c] - k->mean[c]) / k->std[c];
         z[c] = zc;
         double e = (double)(zc - forecast[c]);
-        double s = (e - center[c]) / scale[c];
-        out[c] = s * s;
-        total = c == 0 ? out[0] : total + out[c];
+        double u = (e - k->center[c]) / k->scale[c];
+        z2[c] = u * u;
+        total = c == 0 ? z2[0] : total + z2[c];
     }
     double dist = sqrt(total / (double)d);
 
     /* calibrated score (Scorer.score_one) */
-    int live = (double)*seen > p[P_WARMUP];
-    double kd_tail = kd[k - 1], kp_tail = kp[k - 1], beta = p[P_TAIL_BETA], score = 0.0;
+    int live = (double)s->seen[i] > p[P_WARMUP];
+    double kd_tail = kd[nk - 1], kp_tail = kp[nk - 1], beta = p[P_TAIL_BETA], score = 0.0;
     if (live) {
         if (dist > kd_tail) {
             score = 1.0 - (1.0 - kp_tail) * exp(-(dist - kd_tail) / beta);
         } else {
-            npy_intp a = 0, b = k; /* bisect_right: the first index with kd[index] > dist */
+            npy_intp a = 0, b = nk; /* bisect_right: the first index with kd[index] > dist */
             while (a < b) {
                 npy_intp m = (a + b) / 2;
                 if (dist < kd[m]) b = m; else a = m + 1;
             }
             npy_intp j = a - 1;
             if (j < 0) score = kp[0];
-            else if (j == k - 1 || kd[j] == dist) score = kp[j];
+            else if (j == nk - 1 || kd[j] == dist) score = kp[j];
             else score = (kp[j + 1] - kp[j]) / (kd[j + 1] - kd[j]) * (dist - kd[j]) + kp[j];
         }
     }
@@ -203,11 +218,79 @@ static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
             event = RAISED;
         }
     }
-    *seen += 1;
-    return Py_BuildValue("(idddd)", event, score, dist, adaptive, first);
+    s->seen[i] += 1;
+    res[0] = score;
+    res[1] = dist;
+    res[2] = adaptive;
+    res[3] = first;
+    return event;
+}
+
+/* row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below,
+            cooldown, extent, z_out, z2_out) -> (event, score, distance, adaptive, first)
+   x float32[D]; z_out float32[1, D]: the normalised sample; z2_out float64[D] */
+static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 16) {
+        PyErr_SetString(PyExc_TypeError, "row_step takes 16 arguments");
+        return NULL;
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(args[0]);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (!PyArray_Check(args[1]) || PyArray_NDIM((PyArrayObject *)args[1]) != 1 ||
+        PyArray_DIM((PyArrayObject *)args[1], 0) < 1) {
+        PyErr_SetString(PyExc_ValueError, "row_step: x must be float32[D]");
+        return NULL;
+    }
+    npy_intp d = PyArray_DIM((PyArrayObject *)args[1], 0);
+    Consts k;
+    State s;
+    if (!check(args[1], "x", NPY_FLOAT32, 1, d, d) || !parse(args + 2, d, &k, &s) || !in_range(i, &s) ||
+        !check(args[14], "z_out", NPY_FLOAT32, 2, 1, d) || !check(args[15], "z2_out", NPY_FLOAT64, 1, d, d))
+        return NULL;
+    double res[4];
+    int event = step(&k, &s, i, DATA(float, args[1]), DATA(float, args[14]), DATA(double, args[15]), res);
+    return Py_BuildValue("(idddd)", event, res[0], res[1], res[2], res[3]);
+}
+
+/* rows_step(idx, x, norm, ..., extent, z_out, z2_out, res_out, events_out) -> None
+   The streams in slots idx int64[B] (distinct), one sample each, x float32[B, D], in order: row b of
+   z_out float32[B, D], z2_out float64[B, D], res_out float64[B, 4] and events_out int8[B] is
+   row_step's output for stream idx[b]. */
+static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 18) {
+        PyErr_SetString(PyExc_TypeError, "rows_step takes 18 arguments");
+        return NULL;
+    }
+    if (!check(args[0], "idx", NPY_INT64, 1, -1, -1) || !PyArray_Check(args[1]) ||
+        PyArray_NDIM((PyArrayObject *)args[1]) != 2) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "rows_step: x must be float32[B, D]");
+        return NULL;
+    }
+    npy_intp b = PyArray_DIM((PyArrayObject *)args[0], 0), d = PyArray_DIM((PyArrayObject *)args[1], 1);
+    Consts k;
+    State s;
+    if (d < 1 || !check(args[1], "x", NPY_FLOAT32, 2, b, d) || !parse(args + 2, d, &k, &s) ||
+        !check(args[14], "z_out", NPY_FLOAT32, 2, b, d) || !check(args[15], "z2_out", NPY_FLOAT64, 2, b, d) ||
+        !check(args[16], "res_out", NPY_FLOAT64, 2, b, 4) || !check(args[17], "events_out", NPY_INT8, 1, b, -1)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "rows_step: x must hold at least one value");
+        return NULL;
+    }
+    const npy_int64 *idx = DATA(npy_int64, args[0]);
+    for (npy_intp j = 0; j < b; j++)
+        if (!in_range(idx[j], &s)) return NULL;
+    const float *x = DATA(float, args[1]);
+    float *z = DATA(float, args[14]);
+    double *z2 = DATA(double, args[15]), *res = DATA(double, args[16]);
+    npy_int8 *events = DATA(npy_int8, args[17]);
+    for (npy_intp j = 0; j < b; j++)
+        events[j] = (npy_int8)step(&k, &s, idx[j], x + j * d, z + j * d, z2 + j * d, res + j * 4);
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
+    {"rows_step", (PyCFunction)(void (*)(void))rows_step, METH_FASTCALL,
+     "rows_step(idx, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
+     "extent, z_out, z2_out, res_out, events_out): row_step for several streams (see edge/_rowstep.c)."},
     {"row_step", (PyCFunction)(void (*)(void))row_step, METH_FASTCALL,
      "row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
      "extent, z_out, z2_out) -> (event, score, distance, adaptive, first): one stream's scoring step "

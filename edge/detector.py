@@ -17,9 +17,9 @@ from .errors import ArtifactError, DataError
 from .scoring import _NEG_INV_LN10, Adaptive
 
 try:  # the optional C extension (setup.py): one stream's scoring step in a fraction of a microsecond
-    from ._rowstep import row_step as _compiled_row_step
-except ImportError:  # not built here: the same arithmetic runs in Python floats
-    _compiled_row_step = None
+    from . import _rowstep
+except ImportError:  # not built here: the same arithmetic runs in Python floats (one stream) or numpy
+    _rowstep = None
 
 # the scalars edge/_rowstep.c reads, in its order
 ROW_PARAMS = ("warmup", "tail_beta", "novelty_margin", "min_std", "adaptive_warmup", "squash", "horizon",
@@ -104,8 +104,9 @@ class Detector:
         return self._compiled is not None
 
     def use_compiled(self, on: bool) -> None:
-        """Run `step_row`'s scoring in the C extension when it is built and `on`, else in Python."""
-        self._compiled = _compiled_row_step if on else None
+        """Score in the C extension when it is built and `on` (`step_row`, `step_slots`), else in
+        Python floats (`step_row`) or numpy (`step`)."""
+        self._compiled = _rowstep.row_step if on and _rowstep is not None else None
         if self._compiled is None:
             return
         sc, ad, al = self.scorer, self.adaptive, self.alert_config
@@ -174,6 +175,29 @@ class Detector:
         y, model = self.cell.step(self._z, st.model[i:i + 1])
         st.forecast[i], st.model[i] = y, model
         return RowResult(score, distance, event, adaptive, first, share, forecast)
+
+    def step_slots(self, st: DetectorState, idx: np.ndarray, x: np.ndarray) -> tuple[StepResult, np.ndarray]:
+        """`step_row` for the distinct streams in rows idx of st, one sample each (x float32[B, D] raw),
+        updating those rows in place, in one call of the C extension (`compiled` must be true) and one
+        batched model step: no gather and scatter of the scoring state. Returns the step's result
+        and the forecasts the samples were scored against. Equal to `step_row` exactly (tested)."""
+        b, d = x.shape
+        z, z2 = np.empty((b, d), np.float32), np.empty((b, d))
+        res, events = np.empty((b, 4)), np.empty(b, np.int8)
+        a = st.alerts
+        _rowstep.rows_step(np.asarray(idx, np.int64), np.ascontiguousarray(x, np.float32), *self._consts,
+                           st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown, st.extent,
+                           z, z2, res, events)
+        forecast = st.forecast[idx]
+        y, model = self.cell.step(z, st.model[idx])
+        st.model[idx], st.forecast[idx] = model, y
+        share = z2
+        if events.any():  # each channel's share, the channels summed in order as step_row does
+            total = z2[:, 0].copy()
+            for c in range(1, d):
+                total += z2[:, c]
+            share = z2 / np.maximum(total, 1e-300)[:, None]
+        return StepResult(res[:, 0], res[:, 1], share, events, res[:, 2], res[:, 3]), forecast
 
     def _step_row_python(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
         norm = self.normalizer

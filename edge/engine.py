@@ -316,15 +316,19 @@ class Engine:
             for i in idx[jumped].tolist():
                 self._reset(i, whole=False)
             self.counters["gaps"] += int(jumped.sum())
-        st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
-                           AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]),
-                           self.adapt[idx], self.extent[idx])
-        forecast = st.forecast
-        new, res = self.detector.step(st, x)
-        self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
-        a = new.alerts
-        self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx] = a.active, a.above, a.below, a.cooldown
-        self.adapt[idx], self.extent[idx] = new.adapt, new.extent
+        if self.detector.compiled:  # the scoring state updated in place in the slot arrays
+            res, forecast = self.detector.step_slots(self._rows, idx, x)
+        else:
+            st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
+                               AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]),
+                               self.adapt[idx], self.extent[idx])
+            forecast = st.forecast
+            new, res = self.detector.step(st, x)
+            self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
+            a = new.alerts
+            self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx] = (a.active, a.above, a.below,
+                                                                                      a.cooldown)
+            self.adapt[idx], self.extent[idx] = new.adapt, new.extent
         self.last_ts[idx] = ts
         self.counters["samples"] += len(ts)
         out.streams.extend(names)

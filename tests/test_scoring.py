@@ -287,7 +287,7 @@ def test_compiled_step_refuses_arrays_of_the_wrong_kind(small_model):
         pytest.skip("the C extension edge._rowstep is not built here")
     st = det.init(2)
     x = np.zeros(small_model.config.input_size, np.float32)
-    with pytest.raises(IndexError, match="stream 2 is out of range for forecast's 2 rows"):
+    with pytest.raises(IndexError, match="stream 2 is out of range for 2 streams"):
         det.step_row(st, 2, x)
     st.adapt = st.adapt.astype(np.float32)
     with pytest.raises(ValueError, match="adapt has the wrong dtype, shape or layout"):
