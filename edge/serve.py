@@ -39,7 +39,9 @@ class Served:
         art = self.artifact
         what = f"target {self.target}" if self.target else f"numpy reference ({self.detector.cell.__class__.__name__})"
         src = f"bundle for {self.bundle.index['profile']}" if self.bundle else "model directory"
-        return f"model {art.model_id} ({art.config.kind}, {art.features}) from {src}, {what} on {self.backend}"
+        scoring = "C (edge._rowstep)" if self.detector.compiled else "Python (edge._rowstep not built)"
+        return (f"model {art.model_id} ({art.config.kind}, {art.features}) from {src}, {what} on {self.backend}, "
+                f"scoring in {scoring}")
 
 
 def load(path: str | Path, *, backend: str | None = None, target: str | None = None,
