@@ -64,7 +64,8 @@ class RowResult(NamedTuple):
 
 class Detector:
     """Serves an artifact with the numpy reference cell at `precision` (the artifact's by default),
-    or with `cell`, any step function of the same contract (an emitted target's interpreter)."""
+    or with `cell`, any step function of the same contract (an emitted target's interpreter).
+    One thread at a time: the compiled one-stream step reuses its output buffers."""
 
     def __init__(self, artifact: Artifact, precision: str | None = None, *, cell: Cell | None = None) -> None:
         self.artifact = artifact
