@@ -1,6 +1,8 @@
 """One detector step for B streams: normalise, score the residual of the last forecast (calibrated,
 and drift-adaptive), advance the alert machine, step the model. The runtime, the evaluation and
-`rnnedge detect` all run this."""
+`rnnedge detect` all run this. The scoring runs in numpy for a batch (`step`), on scalars for one
+stream (`step_row`), and in the optional C extension edge._rowstep for one stream or a round of
+streams in place (`step_row`, `step_slots`); all equal to the last bit of exp/log1p (tested)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ class DetectorState:
     forecast: np.ndarray  # float32[B, D]: the forecast of this sample, made at the previous one
     seen: np.ndarray      # int64[B]: samples stepped since the zero state
     alerts: AlertState
-    adapt: np.ndarray     # float64[B, 4]: the adaptive score's running statistics (scoring.Adaptive)
+    adapt: np.ndarray     # float64[B, 5]: the adaptive score's running statistics (scoring.Adaptive)
     extent: np.ndarray    # float32[B, 2, D]: the lowest and highest raw value seen (training range included)
 
 
