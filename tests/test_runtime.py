@@ -216,12 +216,15 @@ def test_malformed_payloads_are_dead_lettered_and_processing_goes_on(broker, col
 
 
 @pytest.mark.slow
-def test_broker_killed_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
-    """SIGKILL the broker halfway through a QoS 1 replay, restart it on its persistence file: the
-    runtime (persistent session) and the publisher reconnect, and every sample is stepped once."""
+def test_broker_restarted_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
+    """Stop the broker (SIGTERM: it saves its store) halfway through a QoS 1 replay and restart it on
+    its persistence file: the runtime (persistent session) and the publisher (resending what was
+    not acknowledged) reconnect, and every sample is stepped once. (Not SIGKILL: Mosquitto
+    acknowledges a message before it writes its store, so a crash loses what arrived since its
+    last save, whatever the runtime does; deploy/mosquitto.conf says so.)"""
     from edge.broker import Mosquitto
     n = 3000
-    broker = Mosquitto(workdir=tmp_path / "broker", save_every_change=True).start()
+    broker = Mosquitto(workdir=tmp_path / "broker").start()
     ts, values = taxi.timestamps[TRAIN_ROWS:TRAIN_ROWS + n], taxi.values[TRAIN_ROWS:TRAIN_ROWS + n]
     r = Running(taxi_model, broker)
     done = threading.Event()
@@ -240,8 +243,8 @@ def test_broker_killed_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
         end = time.monotonic() + 20
         while r.processed() < n // 3 and time.monotonic() < end:
             time.sleep(0.01)
-        assert 0 < r.processed() < n, "the kill must land mid-stream"
-        broker.kill()
+        assert 0 < r.processed() < n, "the stop must land mid-stream"
+        broker.stop()
         time.sleep(0.5)
         broker.start()
         assert done.wait(90) and not errors, errors
@@ -250,7 +253,7 @@ def test_broker_killed_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
     finally:
         r.close()
         broker.close()
-    assert r.counters["samples"] == n  # each sample stepped once; a resent duplicate is counted stale
+    assert r.counters["samples"] == n, r.counters  # each sample stepped once; a resent duplicate is counted stale
     assert r.counters["connects"] >= 2
     offline = Detector(r.rt.served.artifact).run(values)
     assert r.counters["raised"] == int((offline["events"] == 1).sum())
