@@ -78,25 +78,18 @@ c.disconnect(); c.loop_stop()
 """
 
 
-def median_us(f, n: int, repeats: int = 5) -> float:
-    return paired_us(f, None, n, repeats)[0]
-
-
 def paired_us(f, g, n: int, repeats: int = 7) -> tuple[float, float]:
     """Median us per call of f and of g, timed in alternating blocks of n calls, so that a burst of
     load on a shared machine lands on both and their ratio holds."""
-    runs: dict = {f: [], g: []}
-    for h in runs:
-        if h:
-            h()
+    runs: tuple[list, list] = ([], [])
+    f(), g()
     for _ in range(repeats):
-        for h, r in runs.items():
-            if h:
-                t = time.perf_counter()
-                for _ in range(n):
-                    h()
-                r.append((time.perf_counter() - t) / n * 1e6)
-    return float(np.median(runs[f])), float(np.median(runs[g])) if g else 0.0
+        for h, r in zip((f, g), runs):
+            t = time.perf_counter()
+            for _ in range(n):
+                h()
+            r.append((time.perf_counter() - t) / n * 1e6)
+    return float(np.median(runs[0])), float(np.median(runs[1]))
 
 
 def served(model: Path, backend: str, target: str | None, precision: str | None):

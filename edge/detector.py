@@ -16,7 +16,7 @@ from .alerts import AlertState, alert_step, alert_step_one
 from .artifact import Artifact
 from .cell import Cell, init_state
 from .errors import ArtifactError, DataError
-from .scoring import _NEG_INV_LN10, Adaptive
+from .scoring import _NEG_INV_LN10, Adaptive, shares
 
 try:  # the optional C extension (setup.py): one stream's scoring step in a fraction of a microsecond
     from . import _rowstep
@@ -165,18 +165,19 @@ class Detector:
         if x.dtype != np.float32:
             x = x.astype(np.float32)
         if self._compiled is None:
-            return self._step_row_python(st, i, x)
-        a = st.alerts
-        event, score, distance, adaptive, first = self._compiled(
-            i, x, *self._consts, st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown, st.extent,
-            self._z, self._z2)
+            event, score, distance, adaptive, first, z, z2 = self._score_row(st, i, x)
+        else:
+            a = st.alerts
+            z, z2 = self._z, self._z2
+            event, score, distance, adaptive, first = self._compiled(
+                i, x, *self._consts, st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown,
+                st.extent, z, z2)
         share = forecast = None
-        if event:
-            z2 = self._z2.tolist()
-            total = sum(z2)
-            share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
-        y, model = self.cell.step(self._z, st.model[i:i + 1])
-        st.forecast[i], st.model[i] = y, model
+        if event:  # each channel's share of the squared distance, and the forecast it was scored against
+            total, share = shares(np.asarray(z2, np.float64)[None])
+            share, forecast = share[0].tolist(), st.forecast[i].copy()
+        y, model = self.cell.step(z, st.model[i:i + 1])
+        st.forecast[i], st.model[i] = y, model  # [1, n] into a row: no view made
         return RowResult(score, distance, event, adaptive, first, share, forecast)
 
     def step_slots(self, st: DetectorState, idx: np.ndarray, x: np.ndarray) -> tuple[StepResult, np.ndarray]:
@@ -194,15 +195,12 @@ class Detector:
         forecast = st.forecast[idx]
         y, model = self.cell.step(z, st.model[idx])
         st.model[idx], st.forecast[idx] = model, y
-        share = z2
-        if events.any():  # each channel's share, the channels summed in order as step_row does
-            total = z2[:, 0].copy()
-            for c in range(1, d):
-                total += z2[:, c]
-            share = z2 / np.maximum(total, 1e-300)[:, None]
+        share = shares(z2)[1] if events.any() else z2  # read only for alert events
         return StepResult(res[:, 0], res[:, 1], share, events, res[:, 2], res[:, 3]), forecast
 
-    def _step_row_python(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
+    def _score_row(self, st: DetectorState, i: int, x: np.ndarray) -> tuple:
+        """edge._rowstep.row_step in Python floats: updates row i's scoring state (seen included) and
+        returns (event, score, distance, adaptive, first, z float32[1, D], squared residuals)."""
         norm = self.normalizer
         if self._one_channel:  # float32 scalar arithmetic: the same IEEE operations, a tenth of the calls
             zf = (x[0] - self._mean0) / self._std0
@@ -228,13 +226,8 @@ class Detector:
         surprise = scorer.log_survival_one(distance, score) if live else 0.0  # unused while warming up
         adaptive, first = self.adaptive.advance_one(st.adapt[i], surprise, live, novel)
         event = alert_step_one(self.alert_config, st.alerts, i, adaptive if self._on_adaptive else score)
-        share = forecast = None
-        if event:
-            total = sum(z2)
-            share, forecast = [v / max(total, 1e-300) for v in z2], st.forecast[i].copy()
-        y, model = self.cell.step(z, st.model[i:i + 1])
-        st.forecast[i], st.model[i], st.seen[i] = y, model, seen + 1  # [1, n] into a row: no view made
-        return RowResult(score, distance, event, adaptive, first, share, forecast)
+        st.seen[i] = seen + 1
+        return event, score, distance, adaptive, first, z, z2
 
     def run(self, values: np.ndarray) -> dict[str, np.ndarray]:
         """Score one recorded stream values float[T, D] sample by sample, as the runtime would."""

@@ -24,6 +24,15 @@ from .validation import check_float, check_int
 _KNOTS = 64
 
 
+def shares(z2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared standardised residuals float64[B, D] -> (their row sums, with the channels added in
+    order as the one-stream paths add them; each channel's share of the sum)."""
+    total = z2[:, 0].copy()
+    for c in range(1, z2.shape[1]):
+        total += z2[:, c]
+    return total, z2 / np.maximum(total, 1e-300)[:, None]
+
+
 @dataclass(frozen=True)
 class Scorer:
     center: np.ndarray   # float32[D]
@@ -56,12 +65,8 @@ class Scorer:
         In float64, as `fit` calibrated it, with the channels summed in order, so that `distance_one`
         computes the same values bit for bit."""
         z = (residual.astype(np.float64) - self._center) / self._scale
-        z2 = z * z
-        total = z2[:, 0].copy()
-        for c in range(1, z2.shape[1]):
-            total += z2[:, c]
-        share = z2 / np.maximum(total, 1e-300)[:, None]
-        return np.sqrt(total / z2.shape[1]), share
+        total, share = shares(z * z)
+        return np.sqrt(total / z.shape[1]), share
 
     def score(self, d: np.ndarray) -> np.ndarray:
         """d float[B] -> score float64[B] in [0, 1]; higher is more anomalous."""

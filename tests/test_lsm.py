@@ -84,33 +84,26 @@ def test_cli_trains_lsm_and_refuses_int8(tmp_path, sine_csv, capsys):
     assert "train it without --int8" in capsys.readouterr().err
 
 
-def test_nir_export_is_spike_exact_in_norse(lsm, tmp_path):
-    """The .nir file re-reads with nir.read and, imported into Norse, fires exactly the reference's
-    spikes over 2,000 steps of input spikes from the send-on-delta encoder."""
+def test_nir_export_reads_back_as_the_reservoir_graph(lsm, tmp_path):
     nir = pytest.importorskip("nir")
-    pytest.importorskip("norse")
     from converters import nir_target
-    path = nir_target.write(lsm, tmp_path)
-    g = nir.read(str(path))
+    g = nir.read(str(nir_target.write(lsm, tmp_path)))
     assert set(g.nodes) == {"input", "w_in", "lif", "w_rec", "output"} and ("w_rec", "lif") in g.edges
     assert g.metadata["dt"] == 1.0 and g.metadata["synapses"] == lsm.config.weights
-    values = np.vstack([sine_series(1000, 2, seed=5), 1.5 * sine_series(1000, 2, seed=6)])
-    inputs, ref = nir_target.reference_spikes(lsm, values)
-    got = nir_target.norse_spikes(path, inputs)
-    assert ref.sum() > 1000
-    np.testing.assert_array_equal(got, ref)
 
 
-def test_nir_export_is_spike_exact_in_snntorch(lsm, tmp_path):
-    """The second independent simulator: snnTorch's own LIF and Linear modules, built from the .nir
-    file by its NIR node converter, fire exactly the reference's spikes over 2,000 steps."""
+@pytest.mark.parametrize("simulator", ["norse", "snntorch"])
+def test_nir_export_is_spike_exact_in_two_simulators(lsm, tmp_path, simulator):
+    """The .nir file imported into Norse, and into snnTorch's own LIF and Linear modules by its NIR
+    node converter, fires exactly the reference's spikes over 2,000 steps of input spikes from the
+    send-on-delta encoder."""
     pytest.importorskip("nir")
-    pytest.importorskip("snntorch")
+    pytest.importorskip(simulator)
     from converters import nir_target
     path = nir_target.write(lsm, tmp_path)
     values = np.vstack([sine_series(1000, 2, seed=5), 1.5 * sine_series(1000, 2, seed=6)])
     inputs, ref = nir_target.reference_spikes(lsm, values)
-    got = nir_target.snntorch_spikes(path, inputs)
+    got = getattr(nir_target, f"{simulator}_spikes")(path, inputs)
     assert ref.sum() > 1000
     np.testing.assert_array_equal(got, ref)
 
