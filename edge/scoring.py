@@ -2,7 +2,7 @@
 
 residual e = x_t - y_hat_{t-1} (normalised units, float32[B, D])
   -> distance d = sqrt(mean_i ((e_i - center_i) / scale_i)^2), the RMS of standardised residuals
-  -> score = F(d), the distribution function of d on held-out normal data: the empirical CDF up
+  -> score = F(d), the distribution function of d on normal (training) data: the empirical CDF up
      to a tail quantile, an exponential tail fitted to the exceedances beyond it.
 
 Because the score is a calibrated probability, the threshold for a target per-sample false-alarm
@@ -43,7 +43,7 @@ class Scorer:
 
     @classmethod
     def fit(cls, residuals: np.ndarray, *, tail_count: int = 10) -> "Scorer":
-        """Calibrate on residuals float[N, D] of held-out normal data (N >= 2 * tail_count)."""
+        """Calibrate on residuals float[N, D] of normal data (N >= 2 * tail_count)."""
         residuals = np.asarray(residuals, np.float64)
         n = residuals.shape[0]
         if n < 2 * tail_count or not np.isfinite(residuals).all():
@@ -181,9 +181,10 @@ class Adaptive:
     Novelty is an episode too: a novel sample within `novelty_refractory` samples of the stream's
     previous novel one does not get the novelty floor again (0: every novel sample does).
     r is capped at `surprise_cap` (0: no cap), in the score and in the statistics: the exponential
-    tail is extrapolated from about a hundred calibration rows, so 10^-20 and 10^-40 mean the same,
-    "certainly anomalous"; uncapped, one extreme sample inflates v and hides the next anomaly for
-    days, and every more extreme sample of one episode counts as a new peak.
+    tail is extrapolated from the largest 1% (at least ten) of the calibration residuals, so 10^-20
+    and 10^-40 mean the same, "certainly anomalous"; uncapped, one extreme sample inflates v and
+    hides the next anomaly for days, and every more extreme sample of one episode counts as a new
+    peak.
     Per-stream state: float64[B, 5] (m, v, n, peak, n at the last novel sample).
     """
 

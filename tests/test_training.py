@@ -8,7 +8,8 @@ from edge.data import read_csv
 from edge.gru import GRUCell
 from edge.specs import ESNConfig, GRUConfig
 from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig
-from trainer.pipeline import split_rows, train
+from edge.scoring import Scorer
+from trainer.pipeline import forecasts, split_rows, train
 
 from .conftest import DAILY, TAXI, train_small
 
@@ -52,6 +53,25 @@ def test_heldout_tail_is_never_fitted(tmp_path):
     np.testing.assert_array_equal(a.weights["w"], b.weights["w"])
     if a.manifest["metrics"]["esn"]["ridge"] == b.manifest["metrics"]["esn"]["ridge"]:
         np.testing.assert_array_equal(a.weights["readout.weight"], b.weights["readout.weight"])
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_scorer_is_calibrated_on_the_chosen_rows(int8, tmp_path):
+    """calibrate_on="all" fits the scorer to the serving cell's residuals on every training row after
+    the washout, "heldout" to those on the held-out tail only."""
+    series = read_csv(DAILY).head(1200)
+    n = len(series.values)
+    n_fit = split_rows(n, 0.2)
+    for calibrate_on, first in (("all", 51), ("heldout", n_fit)):
+        cfg = TrainConfig(model=ESNConfig(units=50), int8=int8, washout=50, calibrate_on=calibrate_on)
+        art = load_artifact(train(series, cfg, tmp_path / calibrate_on))
+        z = art.normalizer.normalize(series.values)
+        y = forecasts(art.cell("int8" if int8 else "float32"), z)
+        expected = Scorer.fit(z[first:] - y[first - 1:])
+        np.testing.assert_allclose(art.scorer.knots_d, expected.knots_d, rtol=1e-6)
+        np.testing.assert_allclose(art.scorer.scale, expected.scale, rtol=1e-6)
+        assert art.manifest["metrics"]["calibration_rows"] == n - first
+        assert art.manifest["provenance"]["train_config"]["calibrate_on"] == calibrate_on
 
 
 def test_esn_beats_persistence_on_nab(tmp_path):

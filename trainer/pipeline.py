@@ -1,8 +1,9 @@
 """`rnnedge train` end to end: read, split, normalise, fit, prune, quantize, calibrate, save.
 
 Split: the first rows fit the model; the held-out tail (val_fraction of the rows) chooses the ESN
-ridge or stops GRU training, measures every forecast error reported, and calibrates the scorer.
-Normalisation is fitted on the fit rows only.
+ridge or stops GRU training and measures every forecast error reported. Normalisation is fitted
+on the fit rows only. The scorer is calibrated on the serving cell's residuals over every row
+after the washout (`calibrate_on="all"`) or over the held-out tail only ("heldout").
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         quantization = {"scheme": "int8 symmetric; weights per output channel, activations per tensor",
                         "activations": ranges,
                         "int8_vs_float": {"max_abs": float(np.abs(gap).max()), "rmse": rmse(gap)}}
-    scorer = Scorer.fit(z[n_fit:] - y_serving[n_fit - 1:])
+    first = n_fit if cfg.calibrate_on == "heldout" else min(cfg.washout + 1, n_fit)  # first residual row
+    scorer = Scorer.fit(z[first:] - y_serving[first - 1:])
+    metrics["calibration_rows"] = n - first
     if cfg.alert_on == "adaptive":
         alerts = AlertConfig.on_adaptive(cfg.adaptive_threshold, raise_after=cfg.raise_after or 1,
                                          clear_after=cfg.clear_after, cooldown=cfg.cooldown)
@@ -165,6 +168,7 @@ def _provenance(series: Series, cfg: TrainConfig) -> dict:
             "seed": cfg.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions,
             "train_config": {"val_fraction": cfg.val_fraction, "washout": cfg.washout, "int8": cfg.int8,
+                             "calibrate_on": cfg.calibrate_on,
                              "false_alarm_rate": cfg.false_alarm_rate,
                              "gru": asdict(cfg.gru) if cfg.model.kind == "gru" else None,
                              "prune": asdict(cfg.prune) if cfg.prune.active else None}}

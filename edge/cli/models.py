@@ -30,6 +30,7 @@ def _train_config(args, d: int):
                       prune=PruneConfig(sparsity=args.prune, units=args.prune_units, steps=args.prune_steps,
                                         finetune_epochs=args.finetune_epochs),
                       int8=args.int8, seed=args.seed, val_fraction=args.val_fraction, washout=args.washout,
+                      calibrate_on=args.calibrate_on,
                       false_alarm_rate=args.false_alarm_rate, alert_on=args.alert_on,
                       adaptive_threshold=args.adaptive_threshold, raise_after=args.raise_after,
                       clear_after=args.clear_after, cooldown=args.cooldown,

@@ -35,6 +35,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="model kind: echo-state network, GRU, or spiking reservoir (default: esn)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="held-out tail (default: 0.2)")
+    p.add_argument("--calibrate-on", choices=("all", "heldout"), default="all",
+                   help="the training rows whose forecast residuals calibrate the score: all of them after "
+                        "the washout (default), or the held-out tail only")
     p.add_argument("--washout", type=int, default=50, help="samples before scores count (default: 50)")
     p.add_argument("--int8", action="store_true", help="quantize to int8 and serve int8 by default")
     g = p.add_argument_group("GRU")
