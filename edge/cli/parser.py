@@ -69,8 +69,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alert-on", choices=("adaptive", "calibrated"), default="adaptive",
                    help="the score the alert machine watches: the drift-adaptive one (default), or the "
                         "calibrated probability under the training residuals")
-    g.add_argument("--adaptive-threshold", type=float, default=0.65,
-                   help="raise at this adaptive score, clear under half of it (default: 0.65)")
+    g.add_argument("--adaptive-threshold", type=float, default=0.6,
+                   help="raise at this adaptive score, clear under half of it (default: 0.6)")
     g.add_argument("--false-alarm-rate", type=float, default=1e-3,
                    help="with --alert-on calibrated: per-sample rate above threshold on normal data (default: 1e-3)")
     g.add_argument("--raise-after", type=int, default=None,
