@@ -123,8 +123,7 @@ class Mosquitto(_BrokerProcess):
                  "persistent_client_expiration 1d", "log_dest stderr", "log_type error", "log_type warning"]
         if self.persistence:
             # Saved every second, and always at SIGTERM. A SIGKILL loses what the broker acknowledged
-            # since its last save: Mosquitto acknowledges a message before it writes its store, even
-            # with autosave_on_changes (a test that relied on that lost 167 of 3,000 under load).
+            # since its last save: Mosquitto keeps its store in memory and writes it at these saves.
             lines += ["persistence true", f"persistence_location {self.workdir}/", "autosave_interval 1"]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise mosquitto drops to user 'mosquitto', who cannot read workdir
