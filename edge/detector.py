@@ -174,7 +174,7 @@ class Detector:
                 st.extent, z, z2)
         share = forecast = None
         if event:  # each channel's share of the squared distance, and the forecast it was scored against
-            total, share = shares(np.asarray(z2, np.float64)[None])
+            share = shares(np.asarray(z2, np.float64)[None])[1]
             share, forecast = share[0].tolist(), st.forecast[i].copy()
         y, model = self.cell.step(z, st.model[i:i + 1])
         st.forecast[i], st.model[i] = y, model  # [1, n] into a row: no view made
