@@ -148,13 +148,64 @@ class Outbox:
     """QoS 1/2 publishes the broker has not acknowledged yet, each with an item of ours (the
     runtime checkpoints its open alerts). paho keeps such a message, even one published while
     disconnected, and sends it again after a reconnect; its MQTTMessageInfo turns published on the
-    acknowledgement."""
+    acknowledgement.
+
+    Order across a reconnect: paho resends from its network thread after the CONNACK, and a
+    publish from another thread in between goes out first, so a clear could reach subscribers
+    before its raise, and a retained OFF be overwritten by the late ON. So once told the
+    connection `dropped`, the outbox holds new QoS 1/2 publishes, in order, until `flush` finds
+    the client connected again and every earlier message acknowledged; then it sends them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: list = []
+        self._open: list = []    # (MQTTMessageInfo, item) sent, not acknowledged
+        self._held: list = []    # (topic, payload, qos, retain, item) waiting for the resends
+        self._dropped = False
+        self._flushing = False
+
+    def dropped(self) -> None:
+        """The connection was lost: hold what is published from now on until `flush` succeeds."""
+        with self._lock:
+            self._dropped = True
+
+    @property
+    def holding(self) -> bool:
+        with self._lock:
+            return self._dropped or self._flushing or bool(self._held)
 
     def publish(self, c, topic: str, payload, qos: int = 1, retain: bool = False, item: object = None):
+        """Send, or hold while earlier messages await their resend (then returns None)."""
+        if qos:
+            with self._lock:
+                if self._dropped or self._flushing or self._held:
+                    self._held.append((topic, payload, qos, retain, item))
+                    return None
+        return self._send(c, topic, payload, qos, retain, item)
+
+    def flush(self, c, connected: bool) -> int:
+        """Send what is held, in order, once `connected` and every message sent before the drop is
+        acknowledged; returns how many were sent. Call it from the thread that publishes."""
+        with self._lock:
+            if not connected or not (self._dropped or self._held) or self._flushing:
+                return 0
+            self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
+            if self._open:
+                return 0
+            held, self._held = self._held, []
+            self._dropped, self._flushing = False, True
+        try:
+            for k, m in enumerate(held):
+                self._send(c, *m)
+        except BaseException:
+            with self._lock:
+                self._held[:0] = held[k:]  # keep the unsent ones, in front of anything held since
+            raise
+        finally:
+            with self._lock:
+                self._flushing = False
+        return len(held)
+
+    def _send(self, c, topic, payload, qos, retain, item):
         info = c.publish(topic, payload, qos=qos, retain=retain)
         if qos:
             _acknowledged(info)  # raises at once when paho could not even queue it
@@ -163,12 +214,16 @@ class Outbox:
         return info
 
     def pending(self) -> list:
+        """The items of what is not acknowledged yet, held ones included, in publishing order."""
         with self._lock:
             self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
-            return [x for _, x in self._open]
+            return [x for _, x in self._open if x is not None] + [m[4] for m in self._held if m[4] is not None]
 
     def __len__(self) -> int:
-        return len(self.pending())
+        """Messages not acknowledged yet, held ones included."""
+        with self._lock:
+            self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
+            return len(self._open) + len(self._held)
 
 
 def _acknowledged(info) -> bool:

@@ -53,7 +53,7 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
     c = client(broker, client_id or f"rnnedge-replay-{os.getpid()}-{time.monotonic_ns() % 10**6}", persistent=False)
     c.max_inflight_messages_set(1000)
     connected = threading.Event()
-    dropped = threading.Event()  # the connection was lost since replay last made sure of the order
+    outbox = Outbox()
     refused: list[str] = []
 
     def on_connect(cl, userdata, flags, reason_code, properties):
@@ -64,11 +64,10 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
 
     def on_disconnect(cl, userdata, flags, reason_code, properties):
         connected.clear()
-        dropped.set()
+        outbox.dropped()
 
     c.on_connect = on_connect
     c.on_disconnect = on_disconnect
-    outbox = Outbox()
     try:
         broker.connect(c, persistent=False)
     except OSError as e:
@@ -91,8 +90,8 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
                 wait = start + (float(ts[k]) - t0) / speed - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-            if dropped.is_set() and qos:
-                _wait_resent(connected, dropped, outbox, timeout, broker)
+            if qos and outbox.holding:
+                _wait_resent(c, connected, outbox, timeout, broker)
             chunk = slice(k, k + rows_per_message)
             outbox.publish(c, topic, encode(ts[chunk], values[chunk]), qos=qos)
             rows += len(ts[chunk])
@@ -100,6 +99,7 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
         sent = time.monotonic() - start
         deadline = time.monotonic() + timeout
         while len(outbox) and time.monotonic() < deadline:
+            outbox.flush(c, connected.is_set())  # a message held by a drop just before it was published
             time.sleep(0.01)
         if len(outbox):
             raise RnnEdgeError(f"replay: the broker acknowledged {messages - len(outbox)} of {messages} "
@@ -110,16 +110,14 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
         c.loop_stop()
 
 
-def _wait_resent(connected: threading.Event, dropped: threading.Event, outbox: Outbox, timeout: float,
-                 broker: BrokerConfig) -> None:
-    """Hold new messages until the client is connected again and the broker has acknowledged every
+def _wait_resent(c, connected: threading.Event, outbox: Outbox, timeout: float, broker: BrokerConfig) -> None:
+    """Publish nothing new until the client is connected again and the broker has acknowledged every
     message published before (paho resends them in order), so that none overtakes them."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if connected.is_set():
-            dropped.clear()  # a drop from here on sets it again and the next publish waits again
-            if not len(outbox):
-                return
+        outbox.flush(c, connected.is_set())
+        if not outbox.holding:
+            return
         time.sleep(0.01)
     raise RnnEdgeError(f"replay: lost the broker at {broker.describe()} and it did not take back the "
                        f"{len(outbox)} unacknowledged message(s) within {timeout:g} s")

@@ -142,7 +142,7 @@ class Runtime:
         self.fatal: str | None = None
         self.last_reason: str | None = None
         self._streams: dict[str, str] = {}
-        self.outbox = Outbox()      # alerts the broker has not acknowledged yet
+        self.outbox = Outbox()      # alerts and Home Assistant states the broker has not acknowledged yet
         self._resend: list[dict] = []  # such alerts from the checkpoint, sent on the first connect
         self._announced: set[str] = set()
         self._started = time.monotonic()
@@ -196,10 +196,13 @@ class Runtime:
         self._publish_status("online")
         for alert in self._resend:
             self.outbox.publish(c, self._alert_topic(alert), json.dumps(alert), item=alert)
+            if self.config.ha_discovery:
+                self._ha_state(alert)
         self._resend = []
 
     def _on_disconnect(self, c, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        self.outbox.dropped()
         self.subscribed.clear()
         if not self.stop_event.is_set():
             log.warning("disconnected from %s (%s); reconnecting", self.broker.describe(), reason_code)
@@ -241,6 +244,7 @@ class Runtime:
             except (OSError, ssl.SSLError, ValueError) as e:
                 opened = False
                 self.connected.clear()
+                self.outbox.dropped()
                 if self.fatal or self._net_stop.is_set() or self.stop_event.is_set():
                     break  # refused, or our own disconnect at shutdown
                 delay = self._backoff.next()
@@ -336,10 +340,11 @@ class Runtime:
                    "payload_not_available": "offline",
                    "device": {"identifiers": [_slug(f"rnnedge_{self.config.client_id}")],
                               "name": f"rnnedge {self.config.client_id}", "sw_version": __version__}}
-            self.client.publish(f"{self.config.ha_prefix}/binary_sensor/{uid}/config", json.dumps(cfg), qos=1,
+            self.outbox.publish(self.client, f"{self.config.ha_prefix}/binary_sensor/{uid}/config", json.dumps(cfg),
                                 retain=True)
             self._announced.add(stream)
-        self.client.publish(self._ha_topic(stream), "ON" if alert["event"] == "raised" else "OFF", qos=1, retain=True)
+        self.outbox.publish(self.client, self._ha_topic(stream), "ON" if alert["event"] == "raised" else "OFF",
+                            retain=True)
 
     # --- durability, status, reload -----------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -355,6 +360,7 @@ class Runtime:
         return {"state": "online", "client_id": self.config.client_id, "model_id": s.artifact.model_id,
                 "backend": s.backend, "target": s.target, "streams": len(self.engine.slots),
                 "queue": self.queue.qsize(), "queue_size": self.config.queue_size,
+                "unacknowledged": len(self.outbox),
                 "uptime_s": round(time.monotonic() - self._started, 1), "time": _iso(time.time()),
                 "counters": {**self.counters, **self.engine.counters},
                 "latency_ms_p50": round(1e3 * lat[len(lat) // 2], 3) if lat else None,
@@ -394,6 +400,7 @@ class Runtime:
         return True
 
     def _housekeeping(self, now: float) -> None:
+        self.outbox.flush(self.client, self.connected.is_set())  # what a reconnect held back
         if self.config.checkpoint and now - self._last_checkpoint >= self.config.checkpoint_interval_s:
             self.checkpoint()
         if self.connected.is_set() and now - self._last_status >= self.config.status_interval_s:
@@ -432,6 +439,7 @@ class Runtime:
         finally:
             self.stop_event.set()
             self._drain(timeout=0)
+            self.outbox.flush(self.client, self.connected.is_set())
             self.checkpoint()
             if self.connected.is_set():
                 self._publish_status("offline")

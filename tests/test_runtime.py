@@ -259,6 +259,63 @@ def test_broker_restarted_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
     assert r.counters["raised"] == int((offline["events"] == 1).sum())
 
 
+def test_a_publish_after_a_reconnect_never_overtakes_the_resent_ones(tmp_path):
+    """paho resends what the broker had not acknowledged after the CONNACK, from its network thread,
+    and a publish made in between (here from on_connect; the runtime's processing thread can hit the
+    same window) went out first: a raise unacknowledged at the drop, then its clear, left the retained
+    Home Assistant state ON. The outbox holds the clear until the raise is acknowledged."""
+    from edge.broker import Mosquitto
+    from edge.mqtt import Outbox, client
+    broker = Mosquitto(workdir=tmp_path / "broker").start()
+    cfg = BrokerConfig.from_url(broker.url)
+    outbox, connected, connects = Outbox(), threading.Event(), []
+
+    def on_connect(cl, userdata, flags, reason_code, properties):
+        connects.append(reason_code)
+        if len(connects) == 2:
+            outbox.publish(cl, "ha/state", "OFF", retain=True, item="clear")
+        connected.set()
+
+    def on_disconnect(*args):
+        connected.clear()
+        outbox.dropped()
+
+    c = client(cfg, "outbox-order", persistent=False)
+    c.on_connect, c.on_disconnect = on_connect, on_disconnect
+    c.reconnect_delay_set(0.05, 0.2)
+    cfg.connect(c, persistent=False)
+    c.loop_start()
+    try:
+        assert connected.wait(10)
+        os.kill(broker.proc.pid, signal.SIGSTOP)  # frozen: the raise is sent and never acknowledged
+        outbox.publish(c, "ha/state", "ON", retain=True, item="raise")
+        time.sleep(0.2)
+        assert outbox.pending() == ["raise"]
+        broker.kill()  # its store never saw the raise: only paho's resend brings it
+        end = time.monotonic() + 10
+        while connected.is_set() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert not connected.is_set()
+        outbox.publish(c, "alerts/s", "{}", item="later")  # held; the checkpoint still counts it open
+        assert outbox.pending() == ["raise", "later"]
+        broker.start()
+        end = time.monotonic() + 20
+        while (len(connects) < 2 or len(outbox)) and time.monotonic() < end:
+            outbox.flush(c, connected.is_set())  # the runtime does this on every tick
+            time.sleep(0.01)
+        assert len(connects) == 2 and len(outbox) == 0, (connects, outbox.pending())
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    reader = Collector(broker.port, "ha/#")
+    try:
+        assert reader.wait_for(lambda: reader.messages, timeout=10)
+        assert reader.messages == [("ha/state", b"OFF")]  # the retained state is the last one published
+    finally:
+        reader.close()
+        broker.close()
+
+
 def _cli(*args, env: dict | None = None) -> subprocess.Popen:
     env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "edge.cli", *args], env=env, stdout=subprocess.PIPE,
