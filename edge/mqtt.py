@@ -171,13 +171,20 @@ class Outbox:
     @property
     def holding(self) -> bool:
         with self._lock:
-            return self._dropped or self._flushing or bool(self._held)
+            return self._holding()
+
+    def _holding(self) -> bool:  # under the lock
+        return self._dropped or self._flushing or bool(self._held)
+
+    def _unacknowledged(self) -> list:  # under the lock: drops the acknowledged ones, returns the rest
+        self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
+        return self._open
 
     def publish(self, c, topic: str, payload, qos: int = 1, retain: bool = False, item: object = None):
         """Send, or hold while earlier messages await their resend (then returns None)."""
         if qos:
             with self._lock:
-                if self._dropped or self._flushing or self._held:
+                if self._holding():
                     self._held.append((topic, payload, qos, retain, item))
                     return None
         return self._send(c, topic, payload, qos, retain, item)
@@ -186,10 +193,7 @@ class Outbox:
         """Send what is held, in order, once `connected` and every message sent before the drop is
         acknowledged; returns how many were sent. Call it from the thread that publishes."""
         with self._lock:
-            if not connected or not (self._dropped or self._held) or self._flushing:
-                return 0
-            self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
-            if self._open:
+            if not connected or not (self._dropped or self._held) or self._flushing or self._unacknowledged():
                 return 0
             held, self._held = self._held, []
             self._dropped, self._flushing = False, True
@@ -216,14 +220,13 @@ class Outbox:
     def pending(self) -> list:
         """The items of what is not acknowledged yet, held ones included, in publishing order."""
         with self._lock:
-            self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
-            return [x for _, x in self._open if x is not None] + [m[4] for m in self._held if m[4] is not None]
+            items = [x for _, x in self._unacknowledged()] + [m[4] for m in self._held]
+            return [x for x in items if x is not None]
 
     def __len__(self) -> int:
         """Messages not acknowledged yet, held ones included."""
         with self._lock:
-            self._open = [(i, x) for i, x in self._open if not _acknowledged(i)]
-            return len(self._open) + len(self._held)
+            return len(self._unacknowledged()) + len(self._held)
 
 
 def _acknowledged(info) -> bool:
