@@ -4,9 +4,10 @@
 
 Each detector: `rnnedge evaluate nab` over all 58 files (train on each file's probationary period
 only, score the rest online through the runtime's detector, one corpus-wide threshold per
-profile). The ESN runs at reservoir seeds 0-2 too: the seed alone moves its score by a point or
-more, so the table ends with their mean and range. --quick runs the ESN rows only. Prints a
-Markdown table.
+profile). The ESN also runs at 100 units, the size pruning half its reservoir would reach (as
+well as pruning does: bench/esn_prune.py), and at reservoir seeds 0-2: the seed alone moves its
+score by a point or more, so the table ends with their mean and range. --quick runs the ESN rows
+only. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def main() -> None:
             ("ESN 200 int8, surprise not capped", TrainConfig(model=esn, int8=True, adaptive=Adaptive(surprise_cap=0.0))),
             ("ESN 200 int8, scorer calibrated on the held-out tail only",
              TrainConfig(model=esn, int8=True, calibrate_on="heldout"))]
+    # half the reservoir: what pruning it would reach, as well as pruning does (bench/esn_prune.py)
+    runs += [(f"ESN 100 {p}", TrainConfig(model=replace(esn, units=100), int8=p == "int8")) for p in ("float32", "int8")]
     # the spread that comes from the random reservoir alone
     runs += [(f"ESN 200 {p}, reservoir seed {k}", TrainConfig(model=replace(esn, seed=k), int8=p == "int8"))
              for p in ("float32", "int8") for k in SEEDS[1:]]

@@ -66,6 +66,8 @@ def test_errors_are_one_line_with_exit_1(tmp_path):
     r = cli("train", TAXI, "--units", 0, "-o", tmp_path / "m3", check=False)
     assert r.returncode == 1
     assert "The 'units' parameter of ESNConfig must be an int in [2, 8192]. Got 0 instead." in r.stderr
+    r = cli("train", TAXI, "--prune", 0.5, "-o", tmp_path / "m4", check=False)  # an ESN by default
+    assert r.returncode == 1 and "pruning applies to GRU models" in r.stderr and "--units" in r.stderr
 
 
 def test_usage_errors_exit_2():

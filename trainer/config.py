@@ -85,5 +85,6 @@ class TrainConfig:
         check_choice("TrainConfig", "alert_on", self.alert_on, ("calibrated", "adaptive"))
         check_choice("TrainConfig", "calibrate_on", self.calibrate_on, ("all", "heldout"))
         if self.prune.active and self.model.kind != "gru":
-            raise ConfigError("Pruning applies to GRU models; an ESN's reservoir is sparse by "
-                              "construction (set its density instead)")
+            raise ConfigError("pruning applies to GRU models: a reservoir is sparse by construction (set "
+                              "--density), and removing its units does no better than drawing fewer of "
+                              "them (set --units; see bench/esn_prune.py)")

@@ -4,6 +4,11 @@ The ridge is chosen on the held-out tail from a log grid: a fixed tiny ridge ove
 training parts anomaly benchmarks give (it made the forecaster worse than repeating the last value
 on most NAB files). The readout is fitted from sufficient statistics (Phi^T Phi, Phi^T Y) on the
 fit part only, so the tail stays honest for calibrating the scorer.
+
+There is no ESN pruning: the reservoir is sparse by construction (`density`), and removing whole
+units (by readout importance or activity, in steps, the readout refitted after each) gives the
+same held-out error as drawing the smaller reservoir in the first place (bench/esn_prune.py), so
+an ESN's size is set with `units`.
 """
 
 from __future__ import annotations
@@ -46,14 +51,23 @@ def solve_ridge(gram: np.ndarray, cross: np.ndarray, ridge: float, noise: np.nda
 
 def fit_esn(config: ESNConfig, z: np.ndarray, n_fit: int, washout: int,
             *, int8: bool = False) -> tuple[dict[str, np.ndarray], dict]:
-    """Fit on z[:n_fit] (normalised float32[n, D]); choose the ridge by one-step MSE on z[n_fit:].
+    """Draw the reservoir from config.seed and fit its readout (`fit_readout`): the weights and
+    the readout report."""
+    weights, report, _ = fit_readout(config, make_reservoir(config), z, n_fit, washout, int8=int8)
+    return weights, report
+
+
+def fit_readout(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray, n_fit: int, washout: int,
+                *, int8: bool = False) -> tuple[dict[str, np.ndarray], dict, np.ndarray]:
+    """Fit the readout of reservoir `weights` on z[:n_fit] (normalised float32[n, D]); choose the
+    ridge by one-step MSE on z[n_fit:].
 
     With int8, the readout is fitted as if its state and input features carried int8 rounding
     noise (variance scale^2 / 12 on the per-tensor grids calibrated here), which keeps its weights
     small enough that rounding does not blow up the forecast.
-    Returns the weights (reservoir and readout) and a report {"ridge", "val_mse", "grid"}.
+    Returns the weights with the readout, a report {"ridge", "val_mse", "washout", "grid"} and the
+    readout features of every row.
     """
-    weights = make_reservoir(config)
     d, units = config.input_size, config.units
     zero_readout = {"readout.weight": np.zeros((d, units + d), np.float32),
                     "readout.bias": np.zeros(d, np.float32)}
@@ -76,7 +90,6 @@ def fit_esn(config: ESNConfig, z: np.ndarray, n_fit: int, washout: int,
         grid.append(float(np.mean((phi[val] @ w.T - target[val]) ** 2)))
     best = int(np.argmin(grid))
     w = solve_ridge(gram, cross, RIDGE_GRID[best], noise)
-    weights["readout.weight"] = w[:, :-1].astype(np.float32)
-    weights["readout.bias"] = w[:, -1].astype(np.float32)
+    weights = {**weights, "readout.weight": w[:, :-1].astype(np.float32), "readout.bias": w[:, -1].astype(np.float32)}
     return weights, {"ridge": RIDGE_GRID[best], "val_mse": grid[best], "washout": start,
-                     "grid": dict(zip((f"{r:.0e}" for r in RIDGE_GRID), grid))}
+                     "grid": dict(zip((f"{r:.0e}" for r in RIDGE_GRID), grid))}, phi

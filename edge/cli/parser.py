@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", formatter_class=fmt, help="train a forecaster and calibrate its scorer",
                        description="Train a GRU or ESN next-step forecaster on a CSV, optionally prune and "
-                                   "int8-quantize it, calibrate the anomaly scorer on the held-out tail, "
+                                   "int8-quantize it, calibrate the anomaly scorer on its training residuals, "
                                    "and write a model directory.",
                        epilog=_examples(
                            "rnnedge train data.csv --kind esn -o models/taxi-esn",
