@@ -142,7 +142,7 @@ class Runtime:
         self.fatal: str | None = None
         self.last_reason: str | None = None
         self._streams: dict[str, str] = {}
-        self.outbox = Outbox()      # alerts and Home Assistant states the broker has not acknowledged yet
+        self.outbox = Outbox()      # alerts, Home Assistant states and the status, not acknowledged yet
         self._resend: list[dict] = []  # such alerts from the checkpoint, sent on the first connect
         self._announced: set[str] = set()
         self._started = time.monotonic()
@@ -370,7 +370,8 @@ class Runtime:
     def _publish_status(self, state: str) -> None:
         doc = self.health()
         doc["state"] = state
-        self.client.publish(self.config.status, json.dumps(doc), qos=1, retain=True)
+        # through the outbox: a status sent before a drop and resent by paho must not land after this one
+        self.outbox.publish(self.client, self.config.status, json.dumps(doc), qos=1, retain=True)
         self._last_status = time.monotonic()
 
     def _model_mtime(self) -> float:
@@ -443,6 +444,10 @@ class Runtime:
             self.checkpoint()
             if self.connected.is_set():
                 self._publish_status("offline")
+                deadline = time.monotonic() + 2.0  # held behind resends: give them a moment to be acknowledged
+                while self.outbox.holding and self.connected.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    self.outbox.flush(self.client, self.connected.is_set())
                 self.client.disconnect()
             deadline = time.monotonic() + 2.0
             while self.connected.is_set() and time.monotonic() < deadline:

@@ -250,6 +250,12 @@ def test_broker_restarted_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
         assert done.wait(90) and not errors, errors
         r.wait_processed(n, timeout=60)
         time.sleep(0.3)
+        topic = f"rnnedge/{r.rt.config.client_id}/status"
+        late = Collector(broker.port, topic)  # the retained status is the one sent on the reconnect
+        try:                                  # (held behind paho's resends, then sent by a tick)
+            assert late.wait_for(lambda: late.json(topic) and late.json(topic)[-1]["counters"]["connects"] >= 2, 10)
+        finally:
+            late.close()
     finally:
         r.close()
         broker.close()
