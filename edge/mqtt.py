@@ -14,6 +14,7 @@ import os
 import random
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -208,6 +209,17 @@ class Outbox:
             with self._lock:
                 self._flushing = False
         return len(held)
+
+    def settle(self, c, connected: threading.Event, timeout: float) -> bool:
+        """`flush` until nothing is held any more (True) or `timeout` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.flush(c, connected.is_set())
+            if not self.holding:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     def _send(self, c, topic, payload, qos, retain, item):
         info = c.publish(topic, payload, qos=qos, retain=retain)

@@ -90,8 +90,9 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
                 wait = start + (float(ts[k]) - t0) / speed - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-            if qos and outbox.holding:
-                _wait_resent(c, connected, outbox, timeout, broker)
+            if qos and outbox.holding and not outbox.settle(c, connected, timeout):  # none overtakes the resends
+                raise RnnEdgeError(f"replay: lost the broker at {broker.describe()} and it did not take back "
+                                   f"the {len(outbox)} unacknowledged message(s) within {timeout:g} s")
             chunk = slice(k, k + rows_per_message)
             outbox.publish(c, topic, encode(ts[chunk], values[chunk]), qos=qos)
             rows += len(ts[chunk])
@@ -109,15 +110,3 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
         c.disconnect()
         c.loop_stop()
 
-
-def _wait_resent(c, connected: threading.Event, outbox: Outbox, timeout: float, broker: BrokerConfig) -> None:
-    """Publish nothing new until the client is connected again and the broker has acknowledged every
-    message published before (paho resends them in order), so that none overtakes them."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        outbox.flush(c, connected.is_set())
-        if not outbox.holding:
-            return
-        time.sleep(0.01)
-    raise RnnEdgeError(f"replay: lost the broker at {broker.describe()} and it did not take back the "
-                       f"{len(outbox)} unacknowledged message(s) within {timeout:g} s")

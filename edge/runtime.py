@@ -444,10 +444,7 @@ class Runtime:
             self.checkpoint()
             if self.connected.is_set():
                 self._publish_status("offline")
-                deadline = time.monotonic() + 2.0  # held behind resends: give them a moment to be acknowledged
-                while self.outbox.holding and self.connected.is_set() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                    self.outbox.flush(self.client, self.connected.is_set())
+                self.outbox.settle(self.client, self.connected, 2.0)  # held behind resends: a moment for their acks
                 self.client.disconnect()
             deadline = time.monotonic() + 2.0
             while self.connected.is_set() and time.monotonic() < deadline:
