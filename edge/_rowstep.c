@@ -24,6 +24,8 @@
 enum { P_WARMUP, P_TAIL_BETA, P_NOVELTY_MARGIN, P_MIN_STD, P_ADAPTIVE_WARMUP, P_SQUASH, P_HORIZON,
        P_NOVELTY, P_NOVELTY_REFRACTORY, P_DECAY, P_CAP, P_THRESHOLD, P_CLEAR_THRESHOLD, P_RAISE_AFTER,
        P_CLEAR_AFTER, P_COOLDOWN, P_ON_ADAPTIVE, P_NEG_INV_LN10, P_COUNT };
+/* profile params, float64: the order of edge.detector.PROFILE_PARAMS */
+enum { Q_PERIOD, Q_BIN_S, Q_ALPHA, Q_WEIGHT, Q_GATE_ADAPTIVE, Q_TAIL_BETA, Q_COUNT };
 enum { RAISED = 1, CLEARED = -1, NONE = 0 }; /* edge.alerts */
 
 static int check(PyObject *o, const char *name, int type, int ndim, npy_intp rows, npy_intp cols) {
@@ -45,10 +47,11 @@ static int check(PyObject *o, const char *name, int type, int ndim, npy_intp row
 
 #define DATA(type, o) ((type *)PyArray_DATA((PyArrayObject *)(o)))
 
-typedef struct { /* the detector's constants */
-    npy_intp d, k;
+typedef struct { /* the detector's constants; the daily profile's (seasonal.DailyProfile) prefixed q */
+    npy_intp d, k, qk;
     const float *mean, *std;
     const double *center, *scale, *kd, *kp, *p;
+    const double *qspread, *qcenter, *qscale, *qkd, *qkp, *q;
 } Consts;
 
 typedef struct { /* the streams' state arrays (the engine's slots, or a DetectorState), `rows` streams */
@@ -58,6 +61,9 @@ typedef struct { /* the streams' state arrays (the engine's slots, or a Detector
     double *adapt;
     npy_bool *active;
     npy_int32 *above, *below, *cooldown;
+    npy_intp bins;   /* the daily profile's bins; 0: no profile */
+    double *season;  /* float64[rows, 3] */
+    float *profile;  /* float32[rows, bins, d] */
 } State;
 
 /* args: norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, extent */
@@ -98,6 +104,51 @@ static int parse(PyObject *const *a, npy_intp d, Consts *k, State *s) {
     return 1;
 }
 
+/* args: spreads float64[3, D] (spread, center, scale), knots float64[2, K], params, season, profile */
+static int parse_profile(PyObject *const *a, Consts *k, State *s) {
+    npy_intp d = k->d, r = s->rows;
+    if (!check(a[1], "profile knots", NPY_FLOAT64, 2, 2, -1) || !check(a[0], "profile spreads", NPY_FLOAT64, 2, 3, d) ||
+        !check(a[2], "profile params", NPY_FLOAT64, 1, -1, Q_COUNT) || !check(a[3], "season", NPY_FLOAT64, 2, r, 3) ||
+        !check(a[4], "profile", NPY_FLOAT32, 3, r, d))
+        return 0;
+    k->qk = PyArray_DIM((PyArrayObject *)a[1], 1);
+    if (k->qk < 2) {
+        PyErr_SetString(PyExc_ValueError, "row_step: profile knots must be float64[2, K >= 2]");
+        return 0;
+    }
+    k->qspread = DATA(double, a[0]);
+    k->qcenter = k->qspread + d;
+    k->qscale = k->qcenter + d;
+    k->qkd = DATA(double, a[1]);
+    k->qkp = k->qkd + k->qk;
+    k->q = DATA(double, a[2]);
+    s->season = DATA(double, a[3]);
+    s->bins = PyArray_DIM((PyArrayObject *)a[4], 1);
+    s->profile = DATA(float, a[4]);
+    return 1;
+}
+
+/* The calibrated score F(dist) (Scorer.score_one) */
+static double score_of(double dist, const double *kd, const double *kp, npy_intp nk, double beta) {
+    if (dist > kd[nk - 1]) return 1.0 - (1.0 - kp[nk - 1]) * exp(-(dist - kd[nk - 1]) / beta);
+    npy_intp a = 0, b = nk; /* bisect_right: the first index with kd[index] > dist */
+    while (a < b) {
+        npy_intp m = (a + b) / 2;
+        if (dist < kd[m]) b = m; else a = m + 1;
+    }
+    npy_intp j = a - 1;
+    if (j < 0) return kp[0];
+    if (j == nk - 1 || kd[j] == dist) return kp[j];
+    return (kp[j + 1] - kp[j]) / (kd[j + 1] - kd[j]) * (dist - kd[j]) + kp[j];
+}
+
+/* log(1 - F(dist)), exact in the tail (Scorer.log_survival_one) */
+static double log_survival(double dist, double score, const double *kd, const double *kp, npy_intp nk,
+                           double beta) {
+    double kd_tail = kd[nk - 1], kp_tail = kp[nk - 1];
+    return dist > kd_tail ? log1p(-kp_tail) - (dist - kd_tail) / beta : log1p(-(score < kp_tail ? score : kp_tail));
+}
+
 static int in_range(npy_intp i, const State *s) {
     if (i >= 0 && i < s->rows) return 1;
     PyErr_Format(PyExc_IndexError, "row_step: stream %zd is out of range for %zd streams", (Py_ssize_t)i,
@@ -107,7 +158,8 @@ static int in_range(npy_intp i, const State *s) {
 
 /* Stream i's step: raw values x[D] -> z[D] normalised, z2[D] squared standardised residuals,
    res = (score, distance, adaptive, first); updates its state and returns the alert event. */
-static int step(const Consts *k, const State *s, npy_intp i, const float *x, float *z, double *z2, double *res) {
+static int step(const Consts *k, const State *s, npy_intp i, const float *x, double t, float *z, double *z2,
+                double *res) {
     npy_intp d = k->d, nk = k->k;
     const double *p = k->p, *kd = k->kd, *kp = k->kp;
     float *forecast = s->forecast + i * d, *lo = s->extent + i * 2 * d, *hi = lo + d;
@@ -129,22 +181,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, flo
 
     /* calibrated score (Scorer.score_one) */
     int live = (double)s->seen[i] > p[P_WARMUP];
-    double kd_tail = kd[nk - 1], kp_tail = kp[nk - 1], beta = p[P_TAIL_BETA], score = 0.0;
-    if (live) {
-        if (dist > kd_tail) {
-            score = 1.0 - (1.0 - kp_tail) * exp(-(dist - kd_tail) / beta);
-        } else {
-            npy_intp a = 0, b = nk; /* bisect_right: the first index with kd[index] > dist */
-            while (a < b) {
-                npy_intp m = (a + b) / 2;
-                if (dist < kd[m]) b = m; else a = m + 1;
-            }
-            npy_intp j = a - 1;
-            if (j < 0) score = kp[0];
-            else if (j == nk - 1 || kd[j] == dist) score = kp[j];
-            else score = (kp[j + 1] - kp[j]) / (kd[j + 1] - kd[j]) * (dist - kd[j]) + kp[j];
-        }
-    }
+    double score = live ? score_of(dist, kd, kp, nk, p[P_TAIL_BETA]) : 0.0;
 
     /* the value range and novelty (Detector.step_row) */
     int novel = 0, outside = 0;
@@ -162,11 +199,46 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, flo
         }
     }
 
+    /* the daily profile's z, weighted (DailyProfile.score_one); row: the bin, when it had a value */
+    const double *q = k->q;
+    double extra = 0.0;
+    float *row = NULL;
+    if (s->bins > 0) {
+        double ph = fmod(t, q[Q_PERIOD]); /* Python's t % period */
+        if (ph != 0.0 && ph < 0.0) ph += q[Q_PERIOD];
+        npy_intp bin = (npy_intp)nearbyint(ph / q[Q_BIN_S]) % s->bins;
+        row = s->profile + (i * s->bins + bin) * d;
+        if (isnan(row[0])) { /* first visit: the bin starts at this sample */
+            for (npy_intp c = 0; c < d; c++) row[c] = x[c];
+            row = NULL;
+        } else if (live) {
+            double qtotal = 0.0;
+            for (npy_intp c = 0; c < d; c++) {
+                double e = ((double)x[c] - (double)row[c]) / k->qspread[c];
+                double u = (e - k->qcenter[c]) / k->qscale[c];
+                qtotal = c == 0 ? u * u : qtotal + u * u;
+            }
+            double qd = sqrt(qtotal / (double)d);
+            double qs = score_of(qd, k->qkd, k->qkp, k->qk, q[Q_TAIL_BETA]);
+            double rr = log_survival(qd, qs, k->qkd, k->qkp, k->qk, q[Q_TAIL_BETA]) * p[P_NEG_INV_LN10];
+            if (rr > p[P_CAP]) rr = p[P_CAP];
+            double *st = s->season + i * 3, m = st[0], v = st[1], n = st[2], dev = rr - m, zz = 0.0;
+            if (n >= p[P_ADAPTIVE_WARMUP]) {
+                double sd = sqrt(v);
+                zz = dev / (sd >= p[P_MIN_STD] ? sd : p[P_MIN_STD]);
+            }
+            double a1 = 1.0 / p[P_HORIZON], a2 = 1.0 / (n + 1.0), a = a1 >= a2 ? a1 : a2;
+            st[0] = m + a * dev;
+            st[1] = (1.0 - a) * (v + a * dev * dev);
+            st[2] = n + 1.0;
+            extra = q[Q_WEIGHT] * (zz >= 0.0 ? zz : 0.0);
+        }
+    }
+
     /* the adaptive score (Adaptive.advance_one) */
     double adaptive = 0.0, first = 0.0;
     if (live) {
-        double surprise = dist > kd_tail ? log1p(-kp_tail) - (dist - kd_tail) / beta
-                                         : log1p(-(score < kp_tail ? score : kp_tail));
+        double surprise = log_survival(dist, score, kd, kp, nk, p[P_TAIL_BETA]);
         double m = adapt[0], v = adapt[1], n = adapt[2], peak = adapt[3], last = adapt[4];
         double rr = surprise * p[P_NEG_INV_LN10];
         if (rr > p[P_CAP]) rr = p[P_CAP];
@@ -176,6 +248,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, flo
             zz = dev / (sd >= p[P_MIN_STD] ? sd : p[P_MIN_STD]);
         }
         if (zz < 0.0) zz = 0.0;
+        if (extra > zz) zz = extra;
         adaptive = zz / (zz + p[P_SQUASH]);
         if (novel && p[P_NOVELTY] != 0.0) {
             if (n - last > p[P_NOVELTY_REFRACTORY] && p[P_NOVELTY] > adaptive) adaptive = p[P_NOVELTY];
@@ -190,6 +263,10 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, flo
         adapt[3] = decayed >= adaptive ? decayed : adaptive;
         adapt[4] = last;
     }
+
+    /* the profile's bin learns a sample that looks normal (DailyProfile.learn_one) */
+    if (row && adaptive < q[Q_GATE_ADAPTIVE] && !novel)
+        for (npy_intp c = 0; c < d; c++) row[c] = (float)((double)row[c] + q[Q_ALPHA] * ((double)x[c] - (double)row[c]));
 
     /* the alert machine (alerts.alert_step_one) */
     double watched = p[P_ON_ADAPTIVE] != 0.0 ? adaptive : score;
@@ -227,11 +304,12 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, flo
 }
 
 /* row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below,
-            cooldown, extent, z_out, z2_out) -> (event, score, distance, adaptive, first)
-   x float32[D]; z_out float32[1, D]: the normalised sample; z2_out float64[D] */
+            cooldown, extent, z_out, z2_out, t, profile_spreads, profile_knots, profile_params, season,
+            profile) -> (event, score, distance, adaptive, first)
+   x float32[D]; z_out float32[1, D]: the normalised sample; z2_out float64[D]; t its timestamp */
 static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "row_step takes 16 arguments");
+    if (nargs != 22) {
+        PyErr_SetString(PyExc_TypeError, "row_step takes 22 arguments");
         return NULL;
     }
     Py_ssize_t i = PyLong_AsSsize_t(args[0]);
@@ -245,20 +323,24 @@ static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Consts k;
     State s;
     if (!check(args[1], "x", NPY_FLOAT32, 1, d, d) || !parse(args + 2, d, &k, &s) || !in_range(i, &s) ||
-        !check(args[14], "z_out", NPY_FLOAT32, 2, 1, d) || !check(args[15], "z2_out", NPY_FLOAT64, 1, d, d))
+        !check(args[14], "z_out", NPY_FLOAT32, 2, 1, d) || !check(args[15], "z2_out", NPY_FLOAT64, 1, d, d) ||
+        !parse_profile(args + 17, &k, &s))
         return NULL;
+    double t = PyFloat_AsDouble(args[16]);
+    if (t == -1.0 && PyErr_Occurred()) return NULL;
     double res[4];
-    int event = step(&k, &s, i, DATA(float, args[1]), DATA(float, args[14]), DATA(double, args[15]), res);
+    int event = step(&k, &s, i, DATA(float, args[1]), t, DATA(float, args[14]), DATA(double, args[15]), res);
     return Py_BuildValue("(idddd)", event, res[0], res[1], res[2], res[3]);
 }
 
-/* rows_step(idx, x, norm, ..., extent, z_out, z2_out, res_out, events_out) -> None
-   The streams in slots idx int64[B] (distinct), one sample each, x float32[B, D], in order: row b of
+/* rows_step(idx, x, norm, ..., extent, z_out, z2_out, res_out, events_out, ts, profile_spreads,
+             profile_knots, profile_params, season, profile) -> None
+   The streams in slots idx int64[B] (distinct), one sample each, x float32[B, D], ts float64[B], in order: row b of
    z_out float32[B, D], z2_out float64[B, D], res_out float64[B, 4] and events_out int8[B] is
    row_step's output for stream idx[b]. */
 static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 18) {
-        PyErr_SetString(PyExc_TypeError, "rows_step takes 18 arguments");
+    if (nargs != 24) {
+        PyErr_SetString(PyExc_TypeError, "rows_step takes 24 arguments");
         return NULL;
     }
     if (!check(args[0], "idx", NPY_INT64, 1, -1, -1) || !PyArray_Check(args[1]) ||
@@ -271,7 +353,8 @@ static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nar
     State s;
     if (d < 1 || !check(args[1], "x", NPY_FLOAT32, 2, b, d) || !parse(args + 2, d, &k, &s) ||
         !check(args[14], "z_out", NPY_FLOAT32, 2, b, d) || !check(args[15], "z2_out", NPY_FLOAT64, 2, b, d) ||
-        !check(args[16], "res_out", NPY_FLOAT64, 2, b, 4) || !check(args[17], "events_out", NPY_INT8, 1, b, -1)) {
+        !check(args[16], "res_out", NPY_FLOAT64, 2, b, 4) || !check(args[17], "events_out", NPY_INT8, 1, b, -1) ||
+        !check(args[18], "ts", NPY_FLOAT64, 1, b, -1) || !parse_profile(args + 19, &k, &s)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "rows_step: x must hold at least one value");
         return NULL;
     }
@@ -282,18 +365,21 @@ static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nar
     float *z = DATA(float, args[14]);
     double *z2 = DATA(double, args[15]), *res = DATA(double, args[16]);
     npy_int8 *events = DATA(npy_int8, args[17]);
+    const double *ts = DATA(double, args[18]);
     for (npy_intp j = 0; j < b; j++)
-        events[j] = (npy_int8)step(&k, &s, idx[j], x + j * d, z + j * d, z2 + j * d, res + j * 4);
+        events[j] = (npy_int8)step(&k, &s, idx[j], x + j * d, ts[j], z + j * d, z2 + j * d, res + j * 4);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"rows_step", (PyCFunction)(void (*)(void))rows_step, METH_FASTCALL,
      "rows_step(idx, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
-     "extent, z_out, z2_out, res_out, events_out): row_step for several streams (see edge/_rowstep.c)."},
+     "extent, z_out, z2_out, res_out, events_out, ts, profile_spreads, profile_knots, profile_params, season, "
+     "profile): row_step for several streams (see edge/_rowstep.c)."},
     {"row_step", (PyCFunction)(void (*)(void))row_step, METH_FASTCALL,
      "row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
-     "extent, z_out, z2_out) -> (event, score, distance, adaptive, first): one stream's scoring step "
+     "extent, z_out, z2_out, t, profile_spreads, profile_knots, profile_params, season, profile) -> "
+     "(event, score, distance, adaptive, first): one stream's scoring step "
      "(see edge/_rowstep.c)."},
     {NULL, NULL, 0, NULL},
 };

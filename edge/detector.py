@@ -17,6 +17,7 @@ from .artifact import Artifact
 from .cell import Cell, init_state
 from .errors import ArtifactError, DataError
 from .scoring import _NEG_INV_LN10, Adaptive, shares
+from .seasonal import PERIOD_S, DailyProfile
 
 try:  # the optional C extension (setup.py): one stream's scoring step in a fraction of a microsecond
     from . import _rowstep
@@ -27,6 +28,8 @@ except ImportError:  # not built here: the same arithmetic runs in Python floats
 ROW_PARAMS = ("warmup", "tail_beta", "novelty_margin", "min_std", "adaptive_warmup", "squash", "horizon",
               "novelty", "novelty_refractory", "decay", "cap", "threshold", "clear_threshold", "raise_after",
               "clear_after", "cooldown", "on_adaptive", "neg_inv_ln10")
+# the daily profile's scalars, in _rowstep.c's order (a profile of 0 bins in the state: none)
+PROFILE_PARAMS = ("period", "bin_s", "alpha", "weight", "gate_adaptive", "tail_beta")
 
 
 @dataclass
@@ -39,6 +42,8 @@ class DetectorState:
     alerts: AlertState
     adapt: np.ndarray     # float64[B, 5]: the adaptive score's running statistics (scoring.Adaptive)
     extent: np.ndarray    # float32[B, 2, D]: the lowest and highest raw value seen (training range included)
+    season: np.ndarray    # float64[B, 3]: the daily profile's surprise statistics (seasonal.DailyProfile)
+    profile: np.ndarray   # float32[B, bins, D]: the daily profile (NaN: bin not visited); bins 0 without one
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Detector:
         self._mean0, self._std0 = self.normalizer.mean[0], self.normalizer.std[0]  # float32 scalars
         self.warmup = int(artifact.manifest.get("warmup", 0))
         self._adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
+        self.profile = DailyProfile.from_dict(artifact.manifest.get("daily_profile"), len(self.normalizer.mean))
         self._compiled = None
         d = self.cell.input_size
         ext = artifact.manifest.get("extent")  # the training rows' range; absent in older artifacts
@@ -123,16 +129,39 @@ class Detector:
         self._consts = (np.array([self.normalizer.mean, self.normalizer.std], np.float32),
                         np.array([sc._center, sc._scale], np.float64), np.array([sc.knots_d, sc.knots_p], np.float64),
                         np.array([values[k] for k in ROW_PARAMS], np.float64))
+        pr = self.profile
+        if pr is None:  # placeholders of the right shapes; bins 0 turns the profile off
+            spreads, knots, pvalues = np.ones((3, d)), np.array([[0.0, 1.0], [0.0, 0.5]]), {}
+        else:
+            ps = pr.scorer
+            spreads, knots = np.array([pr.spread, ps._center, ps._scale]), np.array([ps.knots_d, ps.knots_p])
+            pvalues = {"period": PERIOD_S, "bin_s": pr.bin_s, "alpha": pr.alpha, "weight": pr.weight,
+                       "gate_adaptive": pr._gate_adaptive(self.adaptive), "tail_beta": ps.tail_beta}
+        self._profile_consts = (np.ascontiguousarray(spreads, np.float64), np.ascontiguousarray(knots, np.float64),
+                                np.array([pvalues.get(k, 1.0) for k in PROFILE_PARAMS], np.float64))
         self._z, self._z2 = np.zeros((1, d), np.float32), np.zeros(d)  # the step's array outputs, reused
 
     def init(self, batch: int = 1) -> DetectorState:
         d = self.cell.input_size
         return DetectorState(init_state(self.cell, batch), np.zeros((batch, d), np.float32),
                              np.zeros(batch, np.int64), AlertState.zeros(batch), Adaptive.zeros(batch),
-                             np.repeat(self.extent[None], batch, axis=0))
+                             np.repeat(self.extent[None], batch, axis=0), *self.profile_zeros(batch))
 
-    def step(self, st: DetectorState, x: np.ndarray) -> tuple[DetectorState, StepResult]:
-        """x: float32[B, D] raw sensor values (not normalised)."""
+    def profile_zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """New streams' daily-profile state (statistics, profile); a profile of 0 bins without one."""
+        if self.profile is None:
+            return np.zeros((batch, 3)), np.zeros((batch, 0, self.cell.input_size), np.float32)
+        return self.profile.zeros(batch)
+
+    def _timestamps(self, ts) -> None:
+        if ts is None and self.profile is not None:
+            raise DataError(f"{self.artifact.path}: this model scores each sample against its stream's daily "
+                            f"profile, so every sample needs its timestamp")
+
+    def step(self, st: DetectorState, x: np.ndarray, ts: np.ndarray | None = None) -> tuple[DetectorState, StepResult]:
+        """x: float32[B, D] raw sensor values (not normalised); ts float64[B]: their timestamps
+        (epoch seconds), needed by a model with a daily profile."""
+        self._timestamps(ts)
         z = self.normalizer.normalize(x)
         distance, share = self.scorer.distance(z - st.forecast)
         score = self.scorer.score(distance)
@@ -149,29 +178,36 @@ class Detector:
             novel = ((x64 < lo64 - margin) | (x64 > hi64 + margin)).any(axis=1)
             extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1)
         log_surv = self.scorer.log_survival(distance, score)
-        adaptive, first, adapt = self.adaptive.step(st.adapt, log_surv, live, novel)
+        season, profile, extra = st.season, st.profile, None
+        if self.profile is not None:
+            season, profile = season.copy(), profile.copy()
+            extra, k, visited = self.profile.score(season, profile, np.asarray(ts, np.float64), x, live, self.adaptive)
+        adaptive, first, adapt = self.adaptive.step(st.adapt, log_surv, live, novel, extra)
+        if self.profile is not None:
+            self.profile.learn(profile, k, x, self.profile.learns(adaptive, novel, visited, self.adaptive))
         alerts, events = alert_step(self.alert_config, st.alerts, adaptive if self._on_adaptive else score)
         forecast, model = self.cell.step(z, st.model)
-        return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent),
+        return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent, season, profile),
                 StepResult(score, distance, share, events, adaptive, first))
 
-    def step_row(self, st: DetectorState, i: int, x: np.ndarray) -> RowResult:
+    def step_row(self, st: DetectorState, i: int, x: np.ndarray, t: float | None = None) -> RowResult:
         """`step` for the stream in row i of st alone, updating that row in place; x: float32[D] raw
-        values. The same arithmetic as `step` on scalars, in one call of the C extension edge._rowstep
+        values, t their timestamp. The same arithmetic as `step` on scalars, in one call of the C extension edge._rowstep
         where it is built (`compiled`), else in Python floats; only the cell runs in numpy. So one
         stream, the common case on a device, pays no fixed cost of numpy calls on one-element arrays.
         Equal to `step` up to the last bit of exp/log1p, and the two paths to each other exactly
         (tested)."""
         if x.dtype != np.float32:
             x = x.astype(np.float32)
+        self._timestamps(t)
         if self._compiled is None:
-            event, score, distance, adaptive, first, z, z2 = self._score_row(st, i, x)
+            event, score, distance, adaptive, first, z, z2 = self._score_row(st, i, x, t)
         else:
             a = st.alerts
             z, z2 = self._z, self._z2
             event, score, distance, adaptive, first = self._compiled(
                 i, x, *self._consts, st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown,
-                st.extent, z, z2)
+                st.extent, z, z2, 0.0 if t is None else t, *self._profile_consts, st.season, st.profile)
         share = forecast = None
         if event:  # each channel's share of the squared distance, and the forecast it was scored against
             share = shares(np.asarray(z2, np.float64)[None])[1]
@@ -180,25 +216,29 @@ class Detector:
         st.forecast[i], st.model[i] = y, model  # [1, n] into a row: no view made
         return RowResult(score, distance, event, adaptive, first, share, forecast)
 
-    def step_slots(self, st: DetectorState, idx: np.ndarray, x: np.ndarray) -> tuple[StepResult, np.ndarray]:
-        """`step_row` for the distinct streams in rows idx of st, one sample each (x float32[B, D] raw),
+    def step_slots(self, st: DetectorState, idx: np.ndarray, x: np.ndarray, ts: np.ndarray | None = None
+                   ) -> tuple[StepResult, np.ndarray]:
+        """`step_row` for the distinct streams in rows idx of st, one sample each (x float32[B, D] raw,
+        ts float64[B] their timestamps),
         updating those rows in place, in one call of the C extension (`compiled` must be true) and one
         batched model step: no gather and scatter of the scoring state. Returns the step's result
         and the forecasts the samples were scored against. Equal to `step_row` exactly (tested)."""
+        self._timestamps(ts)
         b, d = x.shape
         z, z2 = np.empty((b, d), np.float32), np.empty((b, d))
         res, events = np.empty((b, 4)), np.empty(b, np.int8)
         a = st.alerts
+        ts = np.zeros(b) if ts is None else np.ascontiguousarray(ts, np.float64)
         _rowstep.rows_step(np.asarray(idx, np.int64), np.ascontiguousarray(x, np.float32), *self._consts,
                            st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown, st.extent,
-                           z, z2, res, events)
+                           z, z2, res, events, ts, *self._profile_consts, st.season, st.profile)
         forecast = st.forecast[idx]
         y, model = self.cell.step(z, st.model[idx])
         st.model[idx], st.forecast[idx] = model, y
         share = shares(z2)[1] if events.any() else z2  # read only for alert events
         return StepResult(res[:, 0], res[:, 1], share, events, res[:, 2], res[:, 3]), forecast
 
-    def _score_row(self, st: DetectorState, i: int, x: np.ndarray) -> tuple:
+    def _score_row(self, st: DetectorState, i: int, x: np.ndarray, t: float | None) -> tuple:
         """edge._rowstep.row_step in Python floats: updates row i's scoring state (seen included) and
         returns (event, score, distance, adaptive, first, z float32[1, D], squared residuals)."""
         norm = self.normalizer
@@ -224,24 +264,37 @@ class Detector:
             np.minimum(ext[0], x, out=ext[0])
             np.maximum(ext[1], x, out=ext[1])
         surprise = scorer.log_survival_one(distance, score) if live else 0.0  # unused while warming up
-        adaptive, first = self.adaptive.advance_one(st.adapt[i], surprise, live, novel)
+        pr = self.profile
+        if pr is None:
+            adaptive, first = self.adaptive.advance_one(st.adapt[i], surprise, live, novel)
+        else:
+            profile = st.profile[i]
+            extra, k = pr.score_one(st.season[i], profile, t, xs, live, self.adaptive)
+            adaptive, first = self.adaptive.advance_one(st.adapt[i], surprise, live, novel, extra)
+            if k >= 0 and adaptive < pr._gate_adaptive(self.adaptive) and not novel:
+                pr.learn_one(profile, k, xs)
         event = alert_step_one(self.alert_config, st.alerts, i, adaptive if self._on_adaptive else score)
         st.seen[i] = seen + 1
         return event, score, distance, adaptive, first, z, z2
 
-    def run(self, values: np.ndarray) -> dict[str, np.ndarray]:
-        """Score one recorded stream values float[T, D] sample by sample, as the runtime would."""
+    def run(self, values: np.ndarray, timestamps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Score one recorded stream values float[T, D] (timestamps float[T], epoch seconds) sample by
+        sample, as the runtime would."""
         values = np.asarray(values, np.float32)
         if values.ndim != 2 or values.shape[1] != self.cell.input_size:
             raise DataError(f"Detector.run needs values float[T, {self.cell.input_size}] "
                             f"({', '.join(self.artifact.features)}), got shape {list(values.shape)}")
+        self._timestamps(timestamps)
+        ts = [None] * len(values) if timestamps is None else np.asarray(timestamps, np.float64).tolist()
+        if len(ts) != len(values):
+            raise DataError(f"Detector.run: {len(ts)} timestamps for {len(values)} rows")
         st = self.init(1)
         n = len(values)
         score, distance, adaptive, first = (np.empty(n) for _ in range(4))
         events, active = np.empty(n, np.int8), np.empty(n, bool)
         forecast = np.empty(values.shape, np.float32)
         for t in range(n):
-            r = self.step_row(st, 0, values[t])
+            r = self.step_row(st, 0, values[t], ts[t])
             score[t], distance[t], adaptive[t], first[t], events[t] = r.score, r.distance, r.adaptive, r.first, r.event
             active[t] = st.alerts.active[0]
             forecast[t] = st.forecast[0]

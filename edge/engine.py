@@ -36,9 +36,11 @@ from .scoring import Adaptive
 from .validation import check_float, check_int
 
 CHECKPOINT_FORMAT = "rnnedge-checkpoint"
-CHECKPOINT_VERSION = 2  # 2: the adaptive score's state gained a column (version 1 is upgraded on restore)
+CHECKPOINT_VERSION = 3  # 2: the adaptive score's state gained a column; 3: the daily profile's state
+#                          (older versions are upgraded on restore: no profile learned yet)
 EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
-_ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "extent", "last_ts")
+_ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "extent", "last_ts",
+           "season", "profile")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Engine:
         self.cooldown = np.zeros(n, np.int32)
         self.adapt = Adaptive.zeros(n)
         self.extent = np.repeat(self.detector.extent[None], n, axis=0)
+        self.season, self.profile = self.detector.profile_zeros(n)
         self.last_ts = np.full(n, -np.inf)
         self.last_wall = np.zeros(n)
         self._free = list(range(n - 1, -1, -1))
@@ -104,7 +107,7 @@ class Engine:
         """The slot arrays as one DetectorState, for `Detector.step_row` to update a row in place."""
         self._rows = DetectorState(self.model, self.forecast, self.seen,
                                    AlertState(self.active, self.above, self.below, self.cooldown),
-                                   self.adapt, self.extent)
+                                   self.adapt, self.extent, self.season, self.profile)
 
     def _grow(self) -> None:
         old = {name: getattr(self, name) for name in (*_ARRAYS, "last_wall")}
@@ -124,6 +127,7 @@ class Engine:
             self.above[i] = self.below[i] = self.cooldown[i] = 0
             self.adapt[i] = Adaptive.zeros(1)[0]
             self.extent[i] = self.detector.extent
+            (self.season[i],), (self.profile[i],) = self.detector.profile_zeros(1)
             self.last_ts[i] = -np.inf
 
     def _slot(self, stream: str, now: float) -> int | None:
@@ -295,7 +299,7 @@ class Engine:
             self._check(x)
         if self.config.max_gap_s:
             self._gap(i, t)
-        r = self.detector.step_row(self._rows, i, x[0])
+        r = self.detector.step_row(self._rows, i, x[0], t)
         self.last_ts[i] = t
         self.counters["samples"] += 1
         out.streams.append(stream)
@@ -317,18 +321,19 @@ class Engine:
                 self._reset(i, whole=False)
             self.counters["gaps"] += int(jumped.sum())
         if self.detector.compiled:  # the scoring state updated in place in the slot arrays
-            res, forecast = self.detector.step_slots(self._rows, idx, x)
+            res, forecast = self.detector.step_slots(self._rows, idx, x, ts)
         else:
             st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
                                AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]),
-                               self.adapt[idx], self.extent[idx])
+                               self.adapt[idx], self.extent[idx], self.season[idx], self.profile[idx])
             forecast = st.forecast
-            new, res = self.detector.step(st, x)
+            new, res = self.detector.step(st, x, ts)
             self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
             a = new.alerts
             self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx] = (a.active, a.above, a.below,
                                                                                       a.cooldown)
-            self.adapt[idx], self.extent[idx] = new.adapt, new.extent
+            self.adapt[idx], self.extent[idx], self.season[idx], self.profile[idx] = (new.adapt, new.extent,
+                                                                                     new.season, new.profile)
         self.last_ts[idx] = ts
         self.counters["samples"] += len(ts)
         out.streams.extend(names)
@@ -359,7 +364,9 @@ class Engine:
         """Serve a new model from the next sample on. Same features required. Every stream's model
         state restarts from zero (a state of another model means nothing) and re-warms, and so do the
         adaptive score's statistics (its surprise is another model's); alert machines, value ranges
-        and timestamps carry on, so an open alert is neither lost nor raised again."""
+        and timestamps carry on, so an open alert is neither lost nor raised again. Each stream's daily
+        profile carries on where the new model cuts the day into the same bins (it describes the
+        stream, not the model); its surprise statistics restart."""
         new = list(detector.artifact.features)
         if new != self.features:
             raise ConfigError(f"the new model takes features {new}; the streams carry {self.features}")
@@ -370,7 +377,13 @@ class Engine:
         self.forecast[:] = 0.0
         self.seen[:] = 0
         self.adapt[:] = Adaptive.zeros(len(self.seen))
+        season, profile = detector.profile_zeros(len(self.seen))
+        old, new = self.detector.profile, detector.profile
+        if old is not None and new is not None and (old.bin_s, old.bins) == (new.bin_s, new.bins):
+            profile = self.profile
+        self.season, self.profile = season, profile
         self.detector = detector
+        self._bind()
 
     def checkpoint(self, path: str | Path, extra: dict | None = None) -> None:
         """Write every stream's state, the counters and `extra` to `path` in one atomic replace."""
@@ -393,20 +406,26 @@ class Engine:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                arrays = {n: z[n] for n in _ARRAYS}
+                arrays = {n: z[n] for n in _ARRAYS if n in z.files}
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"{path}: not a readable rnnedge checkpoint ({e})") from None
         version = meta.get("version")
-        if meta.get("format") != CHECKPOINT_FORMAT or version not in (1, CHECKPOINT_VERSION):
-            raise ConfigError(f"{path}: not an rnnedge checkpoint of version 1 or {CHECKPOINT_VERSION}")
+        if meta.get("format") != CHECKPOINT_FORMAT or version not in (1, 2, CHECKPOINT_VERSION):
+            raise ConfigError(f"{path}: not an rnnedge checkpoint of version 1 to {CHECKPOINT_VERSION}")
         if version == 1 and arrays["adapt"].ndim == 2 and arrays["adapt"].shape[1] == 4:
             old = arrays["adapt"]  # no novel sample on record: the fifth column starts at -inf
             arrays["adapt"] = np.hstack([old, np.full((len(old), 1), -np.inf)])
+        if version < 3:  # no daily profile learned yet
+            arrays["season"], arrays["profile"] = self.detector.profile_zeros(len(meta.get("streams", ())))
+        missing = [n for n in _ARRAYS if n not in arrays]
+        if missing:
+            raise ConfigError(f"{path}: checkpoint lacks the arrays {', '.join(missing)}")
         if meta["model_id"] != self.detector.artifact.model_id:
             raise ConfigError(f"{path}: checkpoint of model {meta['model_id']}, serving {self.detector.artifact.model_id}")
         n = len(meta["streams"])
         if (any(len(a) != n for a in arrays.values()) or arrays["model"].shape[1:] != self.model.shape[1:]
-                or arrays["adapt"].shape[1:] != self.adapt.shape[1:]):
+                or arrays["adapt"].shape[1:] != self.adapt.shape[1:]
+                or arrays["profile"].shape[1:] != self.profile.shape[1:]):
             raise ConfigError(f"{path}: checkpoint arrays disagree with its stream list or the model's shapes")
         size = 16
         while size < n:

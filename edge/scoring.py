@@ -219,20 +219,23 @@ class Adaptive:
         st[:, 3:] = -np.inf
         return st
 
-    def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray, novel: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray, novel: np.ndarray | None = None,
+             extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """state float64[B, 5], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
         the detector's warm-up; others leave the state as it is and score 0), novel bool[B] (the
-        sample lies outside its stream's range so far).
+        sample lies outside its stream's range so far), extra float64[B]: another channel's z (the
+        daily profile's, weighted), which counts where it is larger than this one's.
         Returns (adaptive float64[B], first float64[B], state')."""
         if len(state) == 1:
-            return self._step_one(state, log_survival, live, novel)
+            return self._step_one(state, log_survival, live, novel, extra)
         r = np.minimum(log_survival * _NEG_INV_LN10, self._cap)
         m, v, n, peak, last = state[:, 0], state[:, 1], state[:, 2], state[:, 3], state[:, 4]
         z = (r - m) / np.maximum(np.sqrt(v), self.min_std)
         everyone = bool(live.all())
         z[(n < self.warmup) | ~live if not everyone else (n < self.warmup)] = 0.0
         np.maximum(z, 0.0, out=z)
+        if extra is not None:
+            np.maximum(z, extra, out=z)
         adaptive = z / (z + self.squash)
         new_last = last
         if novel is not None and self.novelty and novel.any():
@@ -253,13 +256,15 @@ class Adaptive:
             new[~live] = state[~live]
         return adaptive, first, new
 
-    def _step_one(self, state, log_survival, live, novel):
+    def _step_one(self, state, log_survival, live, novel, extra):
         new = state.copy()
         adaptive, first = self.advance_one(new[0], float(log_survival[0]), bool(live[0]),
-                                           novel is not None and bool(novel[0]))
+                                           novel is not None and bool(novel[0]),
+                                           0.0 if extra is None else float(extra[0]))
         return np.array([adaptive]), np.array([first]), new
 
-    def advance_one(self, row: np.ndarray, log_survival: float, live: bool, novel: bool) -> tuple[float, float]:
+    def advance_one(self, row: np.ndarray, log_survival: float, live: bool, novel: bool,
+                    extra: float = 0.0) -> tuple[float, float]:
         """`step` for one stream in Python floats, updating its state row float64[5] in place: the
         same float64 arithmetic in the same order (tested bit for bit), without the fixed cost of 30
         numpy calls on one-element arrays. Returns (adaptive, first)."""
@@ -269,7 +274,7 @@ class Adaptive:
         r = min(log_survival * _NEG_INV_LN10, self._cap)
         dev = r - m
         z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
-        z = max(z, 0.0)
+        z = max(z, 0.0, extra)
         adaptive = z / (z + self.squash)
         if novel and self.novelty:
             if n - last > self.novelty_refractory:

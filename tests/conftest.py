@@ -26,6 +26,11 @@ def write_csv(path: Path, values: np.ndarray, names=("value",), start="2024-01-0
     return path
 
 
+def clock(n: int, start: str = "2024-01-01T00:00:00") -> np.ndarray:
+    """write_csv's timestamps as epoch seconds: float64[n], every 5 minutes from `start`."""
+    return float(np.datetime64(start, "s").astype(np.int64)) + 300.0 * np.arange(n)
+
+
 def sine_series(n: int = 1200, d: int = 1, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n)[:, None]

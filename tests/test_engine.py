@@ -115,9 +115,9 @@ def test_batched_streams_score_as_each_alone(art, compiled):
         for a in out.events:
             events[a["stream"]].append((a["ts"], a["event"]))
     for s, v in streams.items():
-        ref = Detector(art).run(v)
-        np.testing.assert_allclose(np.array(got[s]), ref["score"], atol=1e-4)
         ts = 300.0 * np.arange(400) + 1e9
+        ref = Detector(art).run(v, ts)
+        np.testing.assert_allclose(np.array(got[s]), ref["score"], atol=1e-4)
         want = [(ts[t], "raised" if e > 0 else "cleared") for t, e in enumerate(ref["events"]) if e]
         assert events[s] == want
     assert sum(len(e) for e in events.values()) > 0
@@ -142,19 +142,22 @@ def test_stale_gap_cap_and_expiry(art):
 
 
 def test_checkpoint_resumes_exactly(art, tmp_path):
-    streams = _streams(3, 300)
-    ts = 300.0 * np.arange(300) + 1e9
+    """Cut after a day, so the daily profiles learned before the checkpoint score after it."""
+    streams = _streams(3, 400)
+    ts = 300.0 * np.arange(400) + 1e9
     whole = Engine(Detector(art))
     split = Engine(Detector(art))
-    for t in range(300):
+    for t in range(400):
         batch = [(s, ts[t:t + 1], v[t:t + 1]) for s, v in streams.items()]
         a = whole.process(batch)
-        if t == 150:
+        if t == 300:
             split.checkpoint(tmp_path / "state.npz", {"note": 1})
             split = Engine(Detector(art))
             assert split.restore(tmp_path / "state.npz") == {"note": 1}
         b = split.process(batch)
-        assert a.scores == b.scores and a.events == b.events
+        assert a.scores == b.scores and a.events == b.events and a.adaptive == b.adaptive
+    np.testing.assert_array_equal(whole.profile[:3], split.profile[:3])
+    assert (split.season[:3, 2] > 0).all()
     assert split.restore(tmp_path / "missing.npz") is None
     (tmp_path / "bad.npz").write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="not a readable"):
@@ -163,7 +166,8 @@ def test_checkpoint_resumes_exactly(art, tmp_path):
 
 def test_version_1_checkpoint_is_upgraded(art, tmp_path):
     """A checkpoint written before the adaptive state's fifth column (no novel sample on record)
-    restores with that column at -inf and everything else as it was."""
+    and the daily profile restores with that column at -inf, no profile learned, and everything
+    else as it was."""
     eng = Engine(Detector(art))
     for t in range(20):
         eng.process([("a", np.array([float(t)]), np.full((1, 2), 10.0 + t, np.float32))])
@@ -172,12 +176,14 @@ def test_version_1_checkpoint_is_upgraded(art, tmp_path):
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays.pop("meta")))
     arrays["adapt"] = arrays["adapt"][:, :4]
+    del arrays["season"], arrays["profile"]
     np.savez(tmp_path / "v1.npz", meta=np.array(json.dumps({**meta, "version": 1})), **arrays)
     back = Engine(Detector(art))
     back.restore(tmp_path / "v1.npz")
     i = back.slots["a"]
     np.testing.assert_array_equal(back.adapt[i, :4], eng.adapt[eng.slots["a"], :4])
     assert back.adapt[i, 4] == -np.inf and back.seen[i] == 20
+    assert np.isnan(back.profile[i]).all() and not np.isnan(eng.profile[eng.slots["a"]]).all()
 
 
 def test_checkpoint_of_another_model_is_refused(art, tmp_path):
@@ -198,8 +204,14 @@ def test_swap_keeps_alert_machines(art):
         if eng.active[eng.slots["a"]]:
             break
     assert eng.active[eng.slots["a"]]
+    i = eng.slots["a"]
+    learned = eng.profile[i].copy()
+    assert not np.isnan(learned).all() and eng.season[i, 2] > 0
     eng.swap(Detector(art, "float32"))
-    assert eng.active[eng.slots["a"]] and eng.seen[eng.slots["a"]] == 0
+    assert eng.active[i] and eng.seen[i] == 0
+    # the stream's daily profile carries on (the same bins), its surprise statistics restart
+    np.testing.assert_array_equal(eng.profile[i], learned)
+    assert eng.season[i, 2] == 0
     with pytest.raises(ConfigError, match="features"):
         from dataclasses import replace
         eng.swap(Detector(replace(art, manifest={**art.manifest, "features": ["x", "y"]})))

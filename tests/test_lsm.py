@@ -11,7 +11,7 @@ from edge.detector import Detector
 from edge.lsm import LSMCell, make_reservoir
 from edge.specs import LSMConfig
 
-from .conftest import sine_series, write_csv
+from .conftest import clock, sine_series, write_csv
 
 
 @pytest.fixture(scope="module", params=["ternary", "int8"])
@@ -70,7 +70,7 @@ def test_synops_follow_activity():
 def test_detector_serves_it_and_converters_refuse_it(lsm):
     from converters.convert import emit
     from edge.errors import RnnEdgeError
-    out = Detector(lsm).run(sine_series(300, 2, seed=2))
+    out = Detector(lsm).run(sine_series(300, 2, seed=2), clock(300))
     assert out["score"].shape == (300,) and np.isfinite(out["forecast"]).all()
     with pytest.raises(RnnEdgeError, match="no ONNX or TFLite target"):
         emit(lsm, "tflite", lsm.path)

@@ -117,7 +117,8 @@ def test_evaluate_writes_nab_results_and_scores(tmp_path):
     raised = {}
     for name in FILES:
         det = Detector(load_artifact(tmp_path / "out" / "models" / name.replace(".csv", "")))
-        raised[name] = (det.run(read_csv(root / "data" / name).values)["events"] == RAISED).astype(float)
+        series = read_csv(root / "data" / name, on_unordered="keep")
+        raised[name] = (det.run(series.values, series.timestamps)["events"] == RAISED).astype(float)
     assert sum(r.sum() for r in raised.values()) >= 2
     for profile in PROFILES:
         want = normalise(corpus, corpus_score(corpus, raised, profile, 0.5)[0], profile)

@@ -31,7 +31,7 @@ def test_edge_steps_a_model_without_torch(small_model):
         for precision in ("float32", "int8"):
             y, s = run(art.cell(precision), np.zeros((10, {small_model.config.input_size}), np.float32))
             assert np.isfinite(y).all()
-        Detector(art).run(np.ones((20, {small_model.config.input_size}), np.float32))
+        Detector(art).run(np.ones((20, {small_model.config.input_size}), np.float32), 300.0 * np.arange(20))
         assert "torch" not in sys.modules
         print("ok")
     """)

@@ -137,7 +137,7 @@ def test_nab_stream_alerts_fall_in_labelled_windows_and_scores_match_offline(bro
         assert collector.wait_for(lambda: len(collector.json("scores/")) >= len(ts))
     finally:
         r.close()
-    offline = Detector(r.rt.served.artifact).run(values)
+    offline = Detector(r.rt.served.artifact).run(values, ts)
     scores = sorted(collector.json("scores/nyc/taxi"), key=lambda s: s["ts"])  # QoS 0 promises no order
     np.testing.assert_array_equal([s["ts"] for s in scores], ts)
     np.testing.assert_array_equal([s["score"] for s in scores], offline["score"])
@@ -261,7 +261,7 @@ def test_broker_restarted_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
         broker.close()
     assert r.counters["samples"] == n, r.counters  # each sample stepped once; a resent duplicate is counted stale
     assert r.counters["connects"] >= 2
-    offline = Detector(r.rt.served.artifact).run(values)
+    offline = Detector(r.rt.served.artifact).run(values, ts)
     assert r.counters["raised"] == int((offline["events"] == 1).sum())
 
 
@@ -332,7 +332,7 @@ def _cli(*args, env: dict | None = None) -> subprocess.Popen:
 def test_runtime_sigkilled_resumes_from_checkpoint_without_a_duplicate_alert(broker, collector, tmp_path,
                                                                              taxi, taxi_model):
     ts, values = taxi.timestamps[TRAIN_ROWS:], taxi.values[TRAIN_ROWS:]
-    offline = Detector(load(taxi_model).artifact).run(values)
+    offline = Detector(load(taxi_model).artifact).run(values, ts)
     first_raise = int(np.flatnonzero(offline["events"] == 1)[0])
     cut = first_raise + 20
     csv = tmp_path / "tail.csv"

@@ -86,10 +86,10 @@ def test_alert_config_validated():
 def test_detector_alerts_on_injected_spike(small_model):
     from edge.detector import Detector
 
-    from .conftest import sine_series
+    from .conftest import clock, sine_series
     values = sine_series(600, small_model.config.input_size, seed=5)
     values[400:406] += 8.0
-    out = Detector(small_model).run(values)
+    out = Detector(small_model).run(values, clock(600))
     raised = np.flatnonzero(out["events"] == RAISED)
     assert len(raised) >= 1 and 400 <= raised[0] <= 410
     assert (out["score"][:small_model.manifest["warmup"] + 1] == 0).all()
@@ -116,7 +116,7 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, p
     from edge.detector import Detector
     from edge.scoring import Adaptive
 
-    from .conftest import sine_series
+    from .conftest import clock, sine_series
     det = Detector(small_model)
     use_row_path(det, path)
     det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=20.0)
@@ -124,12 +124,13 @@ def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, p
     values[300:304] += 8.0   # far tail and novel
     values[500:520] *= 1.5   # novel, longer
     values[600] -= 30.0
-    ref = det.run(values)
+    ts = clock(len(values))
+    ref = det.run(values, ts)
     st = det.init(2)  # two identical streams through the batched path
     score, events = np.empty(len(values)), np.empty(len(values), np.int8)
     adaptive, first = np.empty(len(values)), np.empty(len(values))
     for t in range(len(values)):
-        st, r = det.step(st, np.repeat(values[t:t + 1], 2, axis=0))
+        st, r = det.step(st, np.repeat(values[t:t + 1], 2, axis=0), np.repeat(ts[t], 2))
         score[t], events[t], adaptive[t], first[t] = r.score[0], r.events[0], r.adaptive[0], r.first[0]
     np.testing.assert_allclose(ref["score"], score, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(ref["adaptive"], adaptive, rtol=1e-12, atol=1e-15)
@@ -147,17 +148,18 @@ def test_one_channel_path_equals_the_batched_step(tmp_path, path):
     from edge.artifact import load_artifact
     from edge.detector import Detector
 
-    from .conftest import sine_series, train_small, write_csv
+    from .conftest import clock, sine_series, train_small, write_csv
     csv = write_csv(tmp_path / "one.csv", sine_series(1200, 1), names=("v",))
     det = Detector(load_artifact(train_small("esn", tmp_path / "m", csv, int8=False)))
     use_row_path(det, path)
     values = sine_series(600, 1, seed=11)
     values[300:303] += 6.0
-    ref = det.run(values)
+    ts = clock(len(values))
+    ref = det.run(values, ts)
     st = det.init(1)
     score, adaptive = np.empty(len(values)), np.empty(len(values))
     for t in range(len(values)):
-        st, r = det.step(st, values[t:t + 1])
+        st, r = det.step(st, values[t:t + 1], ts[t:t + 1])
         score[t], adaptive[t] = r.score[0], r.adaptive[0]
     np.testing.assert_allclose(ref["score"], score, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(ref["adaptive"], adaptive, rtol=1e-12, atol=1e-15)
@@ -168,6 +170,8 @@ def test_one_channel_path_equals_the_batched_step(tmp_path, path):
 def test_novelty_margin_and_refractory_keep_a_slow_drift_from_being_novel_at_every_step(small_model):
     from edge.detector import Detector
     from edge.scoring import Adaptive
+
+    from .conftest import clock
     det = Detector(small_model)
     lo, hi = det.extent
     ramp = hi + (hi - lo) * np.linspace(0.0, 0.2, 400)[:, None]  # creeping past the training range
@@ -175,7 +179,7 @@ def test_novelty_margin_and_refractory_keep_a_slow_drift_from_being_novel_at_eve
     counts = {}
     for margin, refractory in ((0.0, 0.0), (0.05, 0.0), (0.0, 50.0)):
         det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=refractory, warmup=0)
-        counts[margin, refractory] = int((det.run(values)["adaptive"] == 0.9).sum())  # the novelty floor
+        counts[margin, refractory] = int((det.run(values, clock(500))["adaptive"] == 0.9).sum())  # novelty floor
     assert counts[0.0, 0.0] > 300, counts     # every new high is novel
     assert counts[0.05, 0.0] < 10, counts     # only those 5% of the range beyond the last
     assert counts[0.0, 50.0] == 1, counts     # one novelty episode
@@ -259,22 +263,23 @@ def test_compiled_and_python_one_stream_paths_agree_bit_for_bit(small_model):
     output and every state array is equal exactly, through novelty, the far tail and alerts."""
     from edge.detector import Detector
 
-    from .conftest import sine_series
+    from .conftest import clock, sine_series
     det = Detector(small_model)
     if not det.compiled:
         pytest.skip("the C extension edge._rowstep is not built here")
     values = sine_series(700, small_model.config.input_size, seed=9)
     values[300:304] += 8.0
     values[500:520] *= 1.5
+    ts = clock(len(values))
     runs, states = [], []
     for on in (True, False):
         det.use_compiled(on)
         st = det.init(3)
-        rows = [det.step_row(st, t % 3, values[t]) for t in range(len(values))]
+        rows = [det.step_row(st, t % 3, values[t], ts[t]) for t in range(len(values))]
         runs.append([(r.score, r.distance, r.event, r.adaptive, r.first, r.share) for r in rows])
         states.append(st)
     assert runs[0] == runs[1] and any(r[2] for r in runs[0])
-    for name in ("model", "forecast", "seen", "adapt", "extent"):
+    for name in ("model", "forecast", "seen", "adapt", "extent", "season", "profile"):
         np.testing.assert_array_equal(getattr(states[0], name), getattr(states[1], name))
     for name in ("active", "above", "below", "cooldown"):
         np.testing.assert_array_equal(getattr(states[0].alerts, name), getattr(states[1].alerts, name))
@@ -288,7 +293,7 @@ def test_compiled_step_refuses_arrays_of_the_wrong_kind(small_model):
     st = det.init(2)
     x = np.zeros(small_model.config.input_size, np.float32)
     with pytest.raises(IndexError, match="stream 2 is out of range for 2 streams"):
-        det.step_row(st, 2, x)
+        det.step_row(st, 2, x, 0.0)
     st.adapt = st.adapt.astype(np.float32)
     with pytest.raises(ValueError, match="adapt has the wrong dtype, shape or layout"):
-        det.step_row(st, 0, x)
+        det.step_row(st, 0, x, 0.0)

@@ -77,6 +77,7 @@ class TrainConfig:
     clear_after: int = 5
     cooldown: int = 0
     adaptive: Adaptive = field(default_factory=Adaptive)  # the drift-adaptive score's settings
+    profile_weight: float = 0.6      # the daily profile's z against the forecaster's (0: no profile)
 
     def __post_init__(self) -> None:
         check_int("TrainConfig", "seed", self.seed, 0, 2**32 - 1)
@@ -84,6 +85,7 @@ class TrainConfig:
         check_int("TrainConfig", "washout", self.washout, 0, 100_000)
         check_choice("TrainConfig", "alert_on", self.alert_on, ("calibrated", "adaptive"))
         check_choice("TrainConfig", "calibrate_on", self.calibrate_on, ("all", "heldout"))
+        check_float("TrainConfig", "profile_weight", self.profile_weight, 0.0, 100.0)
         if self.prune.active and self.model.kind != "gru":
             raise ConfigError("pruning applies to GRU models: a reservoir is sparse by construction (set "
                               "--density), and removing its units does no better than drawing fewer of "

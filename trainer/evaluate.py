@@ -87,7 +87,7 @@ def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str =
     if bad.size:  # the detector refuses the first non-finite record it would step
         raise DataError(f"{series.path}: record {int(bad[0])} is not a number; the online detector stops there "
                         f"(trained on records 0..{p - 1} only)")
-    run = _served(art, backend).run(series.values)
+    run = _served(art, backend).run(series.values, series.timestamps)
     return run["first"], (run["events"] == RAISED).astype(np.float64)
 
 
@@ -233,7 +233,7 @@ def evaluate_csv(files: list[str | Path], label_column: str, cfg: TrainConfig, *
             if not 100 <= k < n:
                 raise DataError(f"{f}: training on {k} of {n} rows leaves nothing to score or too little to learn")
             art = load_artifact(train(series.head(k), cfg, Path(tmp) / f"m{len(per)}"))
-            run = Detector(art).run(series.values)
+            run = Detector(art).run(series.values, series.timestamps)
             per[str(f)] = count(run["active"][k:], labels[k:])
             if out is not None:
                 rel = f.resolve().relative_to(base.resolve())

@@ -23,6 +23,7 @@ from edge.cell import Cell, run
 from edge.data import Series
 from edge.errors import DataError
 from edge.scoring import Scorer
+from edge.seasonal import DailyProfile
 from edge.specs import GRUConfig, config_to_dict
 
 from .config import TrainConfig
@@ -114,6 +115,10 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     first = n_fit if cfg.calibrate_on == "heldout" else min(cfg.washout + 1, n_fit)  # first residual row
     scorer = Scorer.fit(z[first:] - y_serving[first - 1:])
     metrics["calibration_rows"] = n - first
+    profile, why = None, "off (profile weight 0)"
+    if cfg.profile_weight > 0:
+        profile, why = DailyProfile.fit(series.timestamps, values, weight=cfg.profile_weight)
+    metrics["daily_profile"] = f"{profile.bins} bins of {profile.bin_s:g} s" if profile else f"none: {why}"
     if cfg.alert_on == "adaptive":
         alerts = AlertConfig.on_adaptive(cfg.adaptive_threshold, raise_after=cfg.raise_after or 1,
                                          clear_after=cfg.clear_after, cooldown=cfg.cooldown)
@@ -131,6 +136,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         "pruning": pruning,
         "scorer": scorer.to_dict(),
         "adaptive": cfg.adaptive.to_dict(),
+        "daily_profile": profile.to_dict() if profile else None,
         "extent": {"min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist()},
         "alerts": alerts.to_dict(),
         "metrics": metrics,
@@ -168,7 +174,7 @@ def _provenance(series: Series, cfg: TrainConfig) -> dict:
             "seed": cfg.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions,
             "train_config": {"val_fraction": cfg.val_fraction, "washout": cfg.washout, "int8": cfg.int8,
-                             "calibrate_on": cfg.calibrate_on,
+                             "calibrate_on": cfg.calibrate_on, "profile_weight": cfg.profile_weight,
                              "false_alarm_rate": cfg.false_alarm_rate,
                              "gru": asdict(cfg.gru) if cfg.model.kind == "gru" else None,
                              "prune": asdict(cfg.prune) if cfg.prune.active else None}}

@@ -36,7 +36,8 @@ def _train_config(args, d: int):
                       clear_after=args.clear_after, cooldown=args.cooldown,
                       adaptive=Adaptive(novelty_margin=args.novelty_margin,
                                         novelty_refractory=args.novelty_refractory,
-                                        surprise_cap=args.surprise_cap))
+                                        surprise_cap=args.surprise_cap),
+                      profile_weight=args.profile_weight)
     return cfg
 
 
@@ -94,7 +95,7 @@ def cmd_detect(args) -> int:
         det = Detector(art, cell=open_target(art.path / TARGETS[args.target].file, args.target, art.config))
     else:
         det = Detector(art, args.precision)
-    out = det.run(series.values)
+    out = det.run(series.values, series.timestamps)
     raised = 0
     served = args.target or det.cell.__class__.__name__
     print(f"model {art.model_id} ({art.config.kind}, {served}), "

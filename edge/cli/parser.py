@@ -86,6 +86,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--surprise-cap", type=float, default=20.0,
                    help="cap the calibrated surprise -log10(1 - score) at this before the adaptive score: "
                         "beyond it the calibrated tail is extrapolation (default: 20; 0: no cap)")
+    g.add_argument("--profile-weight", type=float, default=0.6,
+                   help="score each sample also against its stream's daily profile (the same time on "
+                        "earlier days, learned online per stream); its z counts at this weight against the "
+                        "forecaster's. Needs training rows spanning a day (default: 0.6; 0: off)")
 
 
 def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:

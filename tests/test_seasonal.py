@@ -1,0 +1,92 @@
+"""The daily profile (edge.seasonal): what it catches, when it is built, and its state."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from edge.artifact import load_artifact
+from edge.detector import Detector
+from edge.errors import ArtifactError, DataError
+from edge.seasonal import DailyProfile
+
+from .conftest import clock, train_small, write_csv
+
+
+def daily_peaks(days: int, missing: tuple = (), seed: int = 0) -> np.ndarray:
+    """Every 5 minutes: 10 plus noise, and a peak of 5 around noon (one hour wide) except on `missing` days."""
+    n = 288 * days
+    hour = (np.arange(n) % 288) / 12.0
+    peak = 5.0 * np.exp(-0.5 * (hour - 12.0) ** 2)
+    for d in missing:
+        peak[288 * d:288 * (d + 1)] = 0.0
+    return (10 + peak + 0.2 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)[:, None]
+
+
+@pytest.fixture(scope="module")
+def peaks_csv(tmp_path_factory):
+    return write_csv(tmp_path_factory.mktemp("peaks") / "peaks.csv", daily_peaks(4), names=("v",))
+
+
+def test_a_missing_daily_peak_raises_an_alert_only_with_the_profile(tmp_path, peaks_csv):
+    """A one-step forecaster sees a flat noon as flat as every night; the profile compares noon with
+    earlier noons. Scored from a day after training (the stream builds its own profile on its first
+    day), the peak missing on day 5 raises an alert with the profile and none without it; the
+    profile raises nothing elsewhere."""
+    values = daily_peaks(7, missing=(5,), seed=1)
+    ts = clock(len(values), "2024-01-05T00:00:00")
+    window = range(288 * 5 + 12 * 9, 288 * 5 + 12 * 15)  # 09:00-15:00 of day 5
+    raised = {}
+    for weight in (0.6, 0.0):
+        det = Detector(load_artifact(train_small("esn", tmp_path / f"w{weight}", peaks_csv, profile_weight=weight)))
+        assert (det.profile is None) == (weight == 0.0)
+        out = det.run(values, ts)
+        raised[weight] = [int(t) for t in np.flatnonzero(out["events"] == 1) if t >= 288]
+    added = set(raised[0.6]) - set(raised[0.0])
+    assert added and all(t in window for t in added), raised  # the profile adds alerts there and nowhere else
+    assert not any(t in window for t in raised[0.0]), raised
+
+
+def test_each_stream_learns_its_own_profile_from_its_first_day(peaks_csv, tmp_path):
+    det = Detector(load_artifact(train_small("esn", tmp_path / "m", peaks_csv)))
+    values, ts = daily_peaks(2, seed=2), clock(576)
+    st = det.init(2)
+    assert np.isnan(st.profile).all() and st.profile.shape == (2, 288, 1)
+    for t in range(288):
+        det.step_row(st, 0, values[t], ts[t])
+    assert not np.isnan(st.profile[0]).any() and np.isnan(st.profile[1]).all()  # stream 1 has not begun
+    assert st.season[0, 2] == 0  # the first day only fills bins: nothing scored against them yet
+    np.testing.assert_array_equal(st.profile[0, :, 0], values[:288, 0])
+    for t in range(288, 576):
+        det.step_row(st, 0, values[t], ts[t])
+    assert st.season[0, 2] == 288 and np.abs(st.profile[0, 144, 0] - 15.0) < 0.5  # noon's bin holds the peak
+
+
+def test_the_profile_needs_a_whole_day_of_training_rows_and_timestamps(tmp_path, peaks_csv):
+    v = daily_peaks(1)
+    assert DailyProfile.fit(clock(200), v[:200]) == (None, "the training rows span 16.6 hours; a daily profile "
+                                                           "needs a whole day")
+    assert DailyProfile.fit(8 * 3600.0 * np.arange(100), v[:100]) == (
+        None, "rows come every 8.0 hours; a daily profile needs at least 4 a day")
+    profile, why = DailyProfile.fit(clock(576), daily_peaks(2))
+    assert why == "" and (profile.bins, profile.bin_s) == (288, 300.0)
+    art = load_artifact(train_small("esn", tmp_path / "m", peaks_csv))
+    assert art.manifest["metrics"]["daily_profile"] == "288 bins of 300 s"
+    with pytest.raises(DataError, match="daily profile, so every sample needs its timestamp"):
+        Detector(art).run(v)
+
+
+def test_a_malformed_profile_section_is_refused_with_the_reason(tmp_path, peaks_csv):
+    art = load_artifact(train_small("esn", tmp_path / "m", peaks_csv))
+    section = art.manifest["daily_profile"]
+    for broken, reason in (({**section, "bins": 3}, "'bins' parameter of DailyProfile must be an int in"),
+                           ({**section, "spread": [-1.0]}, "spread must hold one positive value per channel"),
+                           ({**section, "period_s": 3600.0}, "this version knows days"),
+                           ({k: v for k, v in section.items() if k != "alpha"}, "'alpha'")):
+        manifest = {**art.manifest, "daily_profile": broken}
+        with pytest.raises(ArtifactError, match=reason):
+            Detector(replace(art, manifest=manifest))
+    assert json.loads(json.dumps(section)) == DailyProfile.from_dict(section, 1).to_dict()
