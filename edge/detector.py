@@ -192,8 +192,9 @@ class Detector:
 
     def step_row(self, st: DetectorState, i: int, x: np.ndarray, t: float | None = None) -> RowResult:
         """`step` for the stream in row i of st alone, updating that row in place; x: float32[D] raw
-        values, t their timestamp. The same arithmetic as `step` on scalars, in one call of the C extension edge._rowstep
-        where it is built (`compiled`), else in Python floats; only the cell runs in numpy. So one
+        values, t their timestamp. The same arithmetic as `step` on scalars, in one call of the C
+        extension edge._rowstep where it is built (`compiled`), else in Python floats; only the cell
+        runs in numpy. So one
         stream, the common case on a device, pays no fixed cost of numpy calls on one-element arrays.
         Equal to `step` up to the last bit of exp/log1p, and the two paths to each other exactly
         (tested)."""
@@ -219,10 +220,10 @@ class Detector:
     def step_slots(self, st: DetectorState, idx: np.ndarray, x: np.ndarray, ts: np.ndarray | None = None
                    ) -> tuple[StepResult, np.ndarray]:
         """`step_row` for the distinct streams in rows idx of st, one sample each (x float32[B, D] raw,
-        ts float64[B] their timestamps),
-        updating those rows in place, in one call of the C extension (`compiled` must be true) and one
-        batched model step: no gather and scatter of the scoring state. Returns the step's result
-        and the forecasts the samples were scored against. Equal to `step_row` exactly (tested)."""
+        ts float64[B] their timestamps), updating those rows in place, in one call of the C extension
+        (`compiled` must be true) and one batched model step: no gather and scatter of the scoring
+        state. Returns the step's result and the forecasts the samples were scored against. Equal to
+        `step_row` exactly (tested)."""
         self._timestamps(ts)
         b, d = x.shape
         z, z2 = np.empty((b, d), np.float32), np.empty((b, d))
