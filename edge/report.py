@@ -81,6 +81,12 @@ def describe(art: Artifact) -> str:
     s = art.scorer
     lines.append(f"  scorer      distance at p{100 * s.knots_p[-1]:.1f} = {s.knots_d[-1]:.3f}, "
                  f"exponential tail mean excess {s.tail_beta:.3f}")
+    dp = m.get("daily_profile")
+    if dp:
+        lines.append(f"  daily       profile of {dp['bins']} bins of {dp['bin_s']:g} s per stream, weight {dp['weight']:g}, "
+                     f"alpha {dp['alpha']:g}, learns below z {dp['gate']:g}")
+    elif "daily_profile" in metrics:
+        lines.append(f"  daily       {metrics['daily_profile']}")
     pv = m.get("provenance", {})
     if pv:
         d = pv["data"]

@@ -115,7 +115,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     first = n_fit if cfg.calibrate_on == "heldout" else min(cfg.washout + 1, n_fit)  # first residual row
     scorer = Scorer.fit(z[first:] - y_serving[first - 1:])
     metrics["calibration_rows"] = n - first
-    profile, why = None, "off (profile weight 0)"
+    profile, why = None, "--profile-weight 0"
     if cfg.profile_weight > 0:
         profile, why = DailyProfile.fit(series.timestamps, values, weight=cfg.profile_weight)
     metrics["daily_profile"] = f"{profile.bins} bins of {profile.bin_s:g} s" if profile else f"none: {why}"
