@@ -2,7 +2,8 @@
  *
  * The arithmetic of edge/detector.py's Python floats path, operation for operation: float32
  * normalisation and residual, float64 distance with the channels summed in order, the calibrated
- * score (np.interp's rule, exponential tail), the value range, the adaptive score (scoring.Adaptive)
+ * score (np.interp's rule, exponential tail), the value range, the daily profile (seasonal.DailyProfile),
+ * the adaptive score (scoring.Adaptive)
  * and the alert machine (alerts.alert_step_one). Compiled with -ffp-contract=off so that no
  * multiply-add is fused: the results equal the Python path's bit for bit (libm's exp and log1p are
  * the ones Python's math module calls), and the batched numpy path's to the last bit of exp/log1p
@@ -149,6 +150,21 @@ static double log_survival(double dist, double score, const double *kd, const do
     return dist > kd_tail ? log1p(-kp_tail) - (dist - kd_tail) / beta : log1p(-(score < kp_tail ? score : kp_tail));
 }
 
+/* Running statistics st = (mean, variance, count): r's z against them (0 while fewer than the
+   adaptive warm-up), then r learned, in place (Adaptive.standardise_one) */
+static double standardise(double *st, double r, const double *p) {
+    double m = st[0], v = st[1], n = st[2], dev = r - m, z = 0.0;
+    if (n >= p[P_ADAPTIVE_WARMUP]) {
+        double sd = sqrt(v);
+        z = dev / (sd >= p[P_MIN_STD] ? sd : p[P_MIN_STD]);
+    }
+    double a1 = 1.0 / p[P_HORIZON], a2 = 1.0 / (n + 1.0), a = a1 >= a2 ? a1 : a2;
+    st[0] = m + a * dev;
+    st[1] = (1.0 - a) * (v + a * dev * dev);
+    st[2] = n + 1.0;
+    return z;
+}
+
 static int in_range(npy_intp i, const State *s) {
     if (i >= 0 && i < s->rows) return 1;
     PyErr_Format(PyExc_IndexError, "row_step: stream %zd is out of range for %zd streams", (Py_ssize_t)i,
@@ -222,15 +238,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
             double qs = score_of(qd, k->qkd, k->qkp, k->qk, q[Q_TAIL_BETA]);
             double rr = log_survival(qd, qs, k->qkd, k->qkp, k->qk, q[Q_TAIL_BETA]) * p[P_NEG_INV_LN10];
             if (rr > p[P_CAP]) rr = p[P_CAP];
-            double *st = s->season + i * 3, m = st[0], v = st[1], n = st[2], dev = rr - m, zz = 0.0;
-            if (n >= p[P_ADAPTIVE_WARMUP]) {
-                double sd = sqrt(v);
-                zz = dev / (sd >= p[P_MIN_STD] ? sd : p[P_MIN_STD]);
-            }
-            double a1 = 1.0 / p[P_HORIZON], a2 = 1.0 / (n + 1.0), a = a1 >= a2 ? a1 : a2;
-            st[0] = m + a * dev;
-            st[1] = (1.0 - a) * (v + a * dev * dev);
-            st[2] = n + 1.0;
+            double zz = standardise(s->season + i * 3, rr, p);
             extra = q[Q_WEIGHT] * (zz >= 0.0 ? zz : 0.0);
         }
     }
@@ -239,14 +247,10 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
     double adaptive = 0.0, first = 0.0;
     if (live) {
         double surprise = log_survival(dist, score, kd, kp, nk, p[P_TAIL_BETA]);
-        double m = adapt[0], v = adapt[1], n = adapt[2], peak = adapt[3], last = adapt[4];
+        double n = adapt[2], peak = adapt[3], last = adapt[4];
         double rr = surprise * p[P_NEG_INV_LN10];
         if (rr > p[P_CAP]) rr = p[P_CAP];
-        double dev = rr - m, zz = 0.0;
-        if (n >= p[P_ADAPTIVE_WARMUP]) {
-            double sd = sqrt(v);
-            zz = dev / (sd >= p[P_MIN_STD] ? sd : p[P_MIN_STD]);
-        }
+        double zz = standardise(adapt, rr, p);
         if (zz < 0.0) zz = 0.0;
         if (extra > zz) zz = extra;
         adaptive = zz / (zz + p[P_SQUASH]);
@@ -255,11 +259,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
             last = n;
         }
         first = adaptive > peak ? adaptive : 0.01 * adaptive;
-        double a1 = 1.0 / p[P_HORIZON], a2 = 1.0 / (n + 1.0), a = a1 >= a2 ? a1 : a2;
         double decayed = peak > 0 ? peak * p[P_DECAY] : peak;
-        adapt[0] = m + a * dev;
-        adapt[1] = (1.0 - a) * (v + a * dev * dev);
-        adapt[2] = n + 1.0;
         adapt[3] = decayed >= adaptive ? decayed : adaptive;
         adapt[4] = last;
     }

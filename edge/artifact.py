@@ -73,6 +73,13 @@ def model_id(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
+def unit_scale(values: np.ndarray) -> np.ndarray:
+    """Per channel, the standard deviation of values float[N, D] (in their dtype); 1 for a flat channel:
+    the unit of the normalisation and of the daily profile's residual."""
+    std = values.std(axis=0)
+    return np.where(std > 1e-8 * np.maximum(1.0, np.abs(values.mean(axis=0))), std, 1.0)
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """x_norm = (x - mean) / std per channel, fitted on training data only."""

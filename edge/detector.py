@@ -200,7 +200,8 @@ class Detector:
         (tested)."""
         if x.dtype != np.float32:
             x = x.astype(np.float32)
-        self._timestamps(t)
+        if t is None:
+            self._timestamps(t)
         if self._compiled is None:
             event, score, distance, adaptive, first, z, z2 = self._score_row(st, i, x, t)
         else:

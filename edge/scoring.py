@@ -219,6 +219,22 @@ class Adaptive:
         st[:, 3:] = -np.inf
         return st
 
+    def standardise(self, m: np.ndarray, v: np.ndarray, n: np.ndarray, r: np.ndarray) -> tuple:
+        """Running statistics (mean, variance, count) float64[B] each: r's z against them (0 while
+        fewer than `warmup` samples are in), then r learned. Returns (z, m', v', n'). The daily
+        profile (edge.seasonal) keeps its surprise's statistics by the same rule."""
+        dev = r - m
+        z = np.where(n >= self.warmup, dev / np.maximum(np.sqrt(v), self.min_std), 0.0)
+        a = np.maximum(1.0 / self.horizon, 1.0 / (n + 1.0))
+        return z, m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0
+
+    def standardise_one(self, m: float, v: float, n: float, r: float) -> tuple[float, float, float, float]:
+        """`standardise` for one stream in Python floats, the same arithmetic."""
+        dev = r - m
+        z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
+        a = max(1.0 / self.horizon, 1.0 / (n + 1.0))
+        return z, m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0
+
     def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray, novel: np.ndarray | None = None,
              extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """state float64[B, 5], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
@@ -229,10 +245,11 @@ class Adaptive:
         if len(state) == 1:
             return self._step_one(state, log_survival, live, novel, extra)
         r = np.minimum(log_survival * _NEG_INV_LN10, self._cap)
-        m, v, n, peak, last = state[:, 0], state[:, 1], state[:, 2], state[:, 3], state[:, 4]
-        z = (r - m) / np.maximum(np.sqrt(v), self.min_std)
+        n, peak, last = state[:, 2], state[:, 3], state[:, 4]
+        z, *stats = self.standardise(state[:, 0], state[:, 1], n, r)
         everyone = bool(live.all())
-        z[(n < self.warmup) | ~live if not everyone else (n < self.warmup)] = 0.0
+        if not everyone:
+            z[~live] = 0.0
         np.maximum(z, 0.0, out=z)
         if extra is not None:
             np.maximum(z, extra, out=z)
@@ -244,12 +261,8 @@ class Adaptive:
             adaptive = np.where(fresh, np.maximum(adaptive, self.novelty), adaptive)
             new_last = np.where(hit, n, last)
         first = np.where(adaptive > peak, adaptive, 0.01 * adaptive)
-        a = np.maximum(1.0 / self.horizon, 1.0 / (n + 1.0))
-        dev = r - m
         new = np.empty_like(state)
-        new[:, 0] = m + a * dev
-        new[:, 1] = (1.0 - a) * (v + a * dev * dev)
-        new[:, 2] = n + 1.0
+        new[:, 0], new[:, 1], new[:, 2] = stats
         new[:, 3] = np.maximum(np.where(peak > 0, peak * self._decay, peak), adaptive)
         new[:, 4] = new_last
         if not everyone:  # streams still warming up keep their statistics as they were
@@ -271,9 +284,7 @@ class Adaptive:
         if not live:
             return 0.0, 0.0
         m, v, n, peak, last = row.tolist()
-        r = min(log_survival * _NEG_INV_LN10, self._cap)
-        dev = r - m
-        z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
+        z, m, v, n_next = self.standardise_one(m, v, n, min(log_survival * _NEG_INV_LN10, self._cap))
         z = max(z, 0.0, extra)
         adaptive = z / (z + self.squash)
         if novel and self.novelty:
@@ -281,9 +292,7 @@ class Adaptive:
                 adaptive = max(adaptive, self.novelty)
             last = n
         first = adaptive if adaptive > peak else 0.01 * adaptive
-        a = max(1.0 / self.horizon, 1.0 / (n + 1.0))
-        row[:] = (m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0,
-                  max(peak * self._decay if peak > 0 else peak, adaptive), last)
+        row[:] = (m, v, n_next, max(peak * self._decay if peak > 0 else peak, adaptive), last)
         return adaptive, first
 
     def to_dict(self) -> dict:

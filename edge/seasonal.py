@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .artifact import unit_scale
 from .errors import ArtifactError, ConfigError
 from .scoring import _NEG_INV_LN10, Adaptive, Scorer
 from .validation import check_float, check_int
@@ -84,8 +85,7 @@ class DailyProfile:
         bins = int(round(PERIOD_S / bin_s))
         if bin_s > PERIOD_S / MIN_BINS:
             return None, f"rows come every {bin_s / 3600:.1f} hours; a daily profile needs at least {MIN_BINS} a day"
-        spread = values.std(axis=0)
-        spread = np.where(spread > 1e-8 * np.maximum(1.0, np.abs(values.mean(axis=0))), spread, 1.0)
+        spread = unit_scale(values)
         alpha = cls.alpha
         profile = np.full((bins, values.shape[1]), np.nan)
         residuals = []
@@ -124,12 +124,9 @@ class DailyProfile:
             return extra, k, visited
         d, _ = self.scorer.distance((x64[on] - known[on]) / self.spread)
         r = np.minimum(self.scorer.log_survival(d) * _NEG_INV_LN10, ad._cap)
-        m, v, n = stats[on, 0], stats[on, 1], stats[on, 2]
-        dev = r - m
-        z = np.where(n >= ad.warmup, dev / np.maximum(np.sqrt(v), ad.min_std), 0.0)
+        z, *new = ad.standardise(stats[on, 0], stats[on, 1], stats[on, 2], r)
         extra[on] = self.weight * np.maximum(z, 0.0)
-        a = np.maximum(1.0 / ad.horizon, 1.0 / (n + 1.0))
-        stats[on] = np.stack([m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0], axis=1)
+        stats[on] = np.stack(new, axis=1)
         return extra, k, visited
 
     def learn(self, profile: np.ndarray, k: np.ndarray, x: np.ndarray, learn: np.ndarray) -> None:
@@ -139,10 +136,9 @@ class DailyProfile:
             old = profile[rows, k[rows]].astype(np.float64)
             profile[rows, k[rows]] = old + self.alpha * (x[rows].astype(np.float64) - old)
 
-    def learns(self, adaptive: np.ndarray, novel: np.ndarray | None, visited: np.ndarray, ad: Adaptive) -> np.ndarray:
+    def learns(self, adaptive: np.ndarray, novel: np.ndarray, visited: np.ndarray, ad: Adaptive) -> np.ndarray:
         """Which streams' bins learn the sample: visited before, combined z under `gate`, not novel."""
-        ok = visited & (adaptive < self._gate_adaptive(ad))
-        return ok & ~novel if novel is not None else ok
+        return visited & (adaptive < self._gate_adaptive(ad)) & ~novel
 
     def _gate_adaptive(self, ad: Adaptive) -> float:
         """z < gate, read off adaptive = z / (z + squash) (the novelty floor aside, which `learns` excludes)."""
@@ -165,11 +161,8 @@ class DailyProfile:
         sc = self.scorer
         d, _ = sc.distance_one(e)
         r = min(sc.log_survival_one(d, sc.score_one(d)) * _NEG_INV_LN10, ad._cap)
-        m, v, n = stats.tolist()
-        dev = r - m
-        z = dev / max(math.sqrt(v), ad.min_std) if n >= ad.warmup else 0.0
-        a = max(1.0 / ad.horizon, 1.0 / (n + 1.0))
-        stats[:] = (m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0)
+        z, *new = ad.standardise_one(*stats.tolist(), r)
+        stats[:] = new
         return self.weight * max(z, 0.0), k
 
     def learn_one(self, profile: np.ndarray, k: int, xs: list[float]) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 import edge
 from edge.alerts import AlertConfig
-from edge.artifact import Normalizer, build_cell, save_artifact
+from edge.artifact import Normalizer, build_cell, save_artifact, unit_scale
 from edge.cell import Cell, run
 from edge.data import Series
 from edge.errors import DataError
@@ -42,10 +42,7 @@ def split_rows(n: int, val_fraction: float) -> int:
 
 
 def fit_normalizer(values: np.ndarray) -> Normalizer:
-    mean = values.mean(axis=0)
-    std = values.std(axis=0)
-    std = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)  # a flat channel: unit scale
-    return Normalizer(mean.astype(np.float32), std.astype(np.float32))
+    return Normalizer(values.mean(axis=0).astype(np.float32), unit_scale(values).astype(np.float32))
 
 
 def forecasts(cell: Cell, z: np.ndarray) -> np.ndarray:
