@@ -24,9 +24,9 @@
 /* params, float64: the order of edge.detector.ROW_PARAMS */
 enum { P_WARMUP, P_TAIL_BETA, P_NOVELTY_MARGIN, P_MIN_STD, P_ADAPTIVE_WARMUP, P_SQUASH, P_HORIZON,
        P_NOVELTY, P_NOVELTY_REFRACTORY, P_DECAY, P_CAP, P_THRESHOLD, P_CLEAR_THRESHOLD, P_RAISE_AFTER,
-       P_CLEAR_AFTER, P_COOLDOWN, P_ON_ADAPTIVE, P_NEG_INV_LN10, P_COUNT };
+       P_CLEAR_AFTER, P_COOLDOWN, P_ON_ADAPTIVE, P_NEG_INV_LN10, P_NOVELTY_Z, P_COUNT };
 /* profile params, float64: the order of edge.detector.PROFILE_PARAMS */
-enum { Q_PERIOD, Q_BIN_S, Q_ALPHA, Q_WEIGHT, Q_GATE_ADAPTIVE, Q_TAIL_BETA, Q_COUNT };
+enum { Q_PERIOD, Q_BIN_S, Q_ALPHA, Q_WEIGHT, Q_GATE, Q_TAIL_BETA, Q_COUNT };
 enum { RAISED = 1, CLEARED = -1, NONE = 0 }; /* edge.alerts */
 
 static int check(PyObject *o, const char *name, int type, int ndim, npy_intp rows, npy_intp cols) {
@@ -244,7 +244,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
     }
 
     /* the adaptive score (Adaptive.advance_one) */
-    double adaptive = 0.0, first = 0.0;
+    double adaptive = 0.0, first = 0.0, own = 0.0;
     if (live) {
         double surprise = log_survival(dist, score, kd, kp, nk, p[P_TAIL_BETA]);
         double n = adapt[2], peak = adapt[3], last = adapt[4];
@@ -252,10 +252,12 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
         if (rr > p[P_CAP]) rr = p[P_CAP];
         double zz = standardise(adapt, rr, p);
         if (zz < 0.0) zz = 0.0;
+        own = zz;
         if (extra > zz) zz = extra;
         adaptive = zz / (zz + p[P_SQUASH]);
         if (novel && p[P_NOVELTY] != 0.0) {
-            if (n - last > p[P_NOVELTY_REFRACTORY] && p[P_NOVELTY] > adaptive) adaptive = p[P_NOVELTY];
+            if (n - last > p[P_NOVELTY_REFRACTORY] && zz >= p[P_NOVELTY_Z] && p[P_NOVELTY] > adaptive)
+                adaptive = p[P_NOVELTY];
             last = n;
         }
         first = adaptive > peak ? adaptive : 0.01 * adaptive;
@@ -264,8 +266,8 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
         adapt[4] = last;
     }
 
-    /* the profile's bin learns a sample that looks normal (DailyProfile.learn_one) */
-    if (row && adaptive < q[Q_GATE_ADAPTIVE] && !novel)
+    /* the profile's bin learns a sample the forecaster finds normal (DailyProfile.learn_one) */
+    if (row && own < q[Q_GATE] && !novel)
         for (npy_intp c = 0; c < d; c++) row[c] = (float)((double)row[c] + q[Q_ALPHA] * ((double)x[c] - (double)row[c]));
 
     /* the alert machine (alerts.alert_step_one) */

@@ -27,9 +27,9 @@ except ImportError:  # not built here: the same arithmetic runs in Python floats
 # the scalars edge/_rowstep.c reads, in its order
 ROW_PARAMS = ("warmup", "tail_beta", "novelty_margin", "min_std", "adaptive_warmup", "squash", "horizon",
               "novelty", "novelty_refractory", "decay", "cap", "threshold", "clear_threshold", "raise_after",
-              "clear_after", "cooldown", "on_adaptive", "neg_inv_ln10")
+              "clear_after", "cooldown", "on_adaptive", "neg_inv_ln10", "novelty_z")
 # the daily profile's scalars, in _rowstep.c's order (a profile of 0 bins in the state: none)
-PROFILE_PARAMS = ("period", "bin_s", "alpha", "weight", "gate_adaptive", "tail_beta")
+PROFILE_PARAMS = ("period", "bin_s", "alpha", "weight", "gate", "tail_beta")
 
 
 @dataclass
@@ -124,7 +124,8 @@ class Detector:
                   "novelty": ad.novelty, "novelty_refractory": ad.novelty_refractory, "decay": ad._decay,
                   "cap": ad._cap, "threshold": al.threshold, "clear_threshold": al.clear_threshold,
                   "raise_after": al.raise_after, "clear_after": al.clear_after, "cooldown": al.cooldown,
-                  "on_adaptive": float(self._on_adaptive), "neg_inv_ln10": _NEG_INV_LN10}
+                  "on_adaptive": float(self._on_adaptive), "neg_inv_ln10": _NEG_INV_LN10,
+                  "novelty_z": ad.novelty_z}
         d = self.cell.input_size
         self._consts = (np.array([self.normalizer.mean, self.normalizer.std], np.float32),
                         np.array([sc._center, sc._scale], np.float64), np.array([sc.knots_d, sc.knots_p], np.float64),
@@ -136,7 +137,7 @@ class Detector:
             ps = pr.scorer
             spreads, knots = np.array([pr.spread, ps._center, ps._scale]), np.array([ps.knots_d, ps.knots_p])
             pvalues = {"period": PERIOD_S, "bin_s": pr.bin_s, "alpha": pr.alpha, "weight": pr.weight,
-                       "gate_adaptive": pr._gate_adaptive(self.adaptive), "tail_beta": ps.tail_beta}
+                       "gate": pr.gate, "tail_beta": ps.tail_beta}
         self._profile_consts = (np.ascontiguousarray(spreads, np.float64), np.ascontiguousarray(knots, np.float64),
                                 np.array([pvalues.get(k, 1.0) for k in PROFILE_PARAMS], np.float64))
         self._z, self._z2 = np.zeros((1, d), np.float32), np.zeros(d)  # the step's array outputs, reused
@@ -182,9 +183,9 @@ class Detector:
         if self.profile is not None:
             season, profile = season.copy(), profile.copy()
             extra, k, visited = self.profile.score(season, profile, np.asarray(ts, np.float64), x, live, self.adaptive)
-        adaptive, first, adapt = self.adaptive.step(st.adapt, log_surv, live, novel, extra)
+        adaptive, first, adapt, own = self.adaptive.step(st.adapt, log_surv, live, novel, extra)
         if self.profile is not None:
-            self.profile.learn(profile, k, x, self.profile.learns(adaptive, novel, visited, self.adaptive))
+            self.profile.learn(profile, k, x, self.profile.learns(own, novel, visited))
         alerts, events = alert_step(self.alert_config, st.alerts, adaptive if self._on_adaptive else score)
         forecast, model = self.cell.step(z, st.model)
         return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent, season, profile),
@@ -268,12 +269,12 @@ class Detector:
         surprise = scorer.log_survival_one(distance, score) if live else 0.0  # unused while warming up
         pr = self.profile
         if pr is None:
-            adaptive, first = self.adaptive.advance_one(st.adapt[i], surprise, live, novel)
+            adaptive, first, _ = self.adaptive.advance_one(st.adapt[i], surprise, live, novel)
         else:
             profile = st.profile[i]
             extra, k = pr.score_one(st.season[i], profile, t, xs, live, self.adaptive)
-            adaptive, first = self.adaptive.advance_one(st.adapt[i], surprise, live, novel, extra)
-            if k >= 0 and adaptive < pr._gate_adaptive(self.adaptive) and not novel:
+            adaptive, first, own = self.adaptive.advance_one(st.adapt[i], surprise, live, novel, extra)
+            if k >= 0 and own < pr.gate and not novel:
                 pr.learn_one(profile, k, xs)
         event = alert_step_one(self.alert_config, st.alerts, i, adaptive if self._on_adaptive else score)
         st.seen[i] = seen + 1

@@ -179,7 +179,9 @@ class Adaptive:
     score only where it beats every score of about the last `refractory` samples (a decaying
     peak) and damps it 100-fold elsewhere: the onset of an episode, which is what NAB rewards.
     Novelty is an episode too: a novel sample within `novelty_refractory` samples of the stream's
-    previous novel one does not get the novelty floor again (0: every novel sample does).
+    previous novel one does not get the novelty floor again (0: every novel sample does). Nor does a
+    novel sample whose z (the larger of the channels') is under `novelty_z`: one the forecaster saw
+    coming, like the next step of a climb to new highs, is not an anomaly for being new.
     r is capped at `surprise_cap` (0: no cap), in the score and in the statistics: the exponential
     tail is extrapolated from the largest 1% (at least ten) of the calibration residuals, so 10^-20
     and 10^-40 mean the same, "certainly anomalous"; uncapped, one extreme sample inflates v and
@@ -196,6 +198,7 @@ class Adaptive:
     novelty: float = 0.9
     novelty_margin: float = 0.0
     novelty_refractory: float = 50.0
+    novelty_z: float = 1.5
     surprise_cap: float = 20.0
 
     def __post_init__(self) -> None:
@@ -207,6 +210,7 @@ class Adaptive:
         check_float("Adaptive", "novelty", self.novelty, 0.0, 1.0, hi_open=True)
         check_float("Adaptive", "novelty_margin", self.novelty_margin, 0.0, 100.0)
         check_float("Adaptive", "novelty_refractory", self.novelty_refractory, 0.0, 1e9)
+        check_float("Adaptive", "novelty_z", self.novelty_z, 0.0, 1e6)
         check_float("Adaptive", "surprise_cap", self.surprise_cap, 0.0, 1e6)
         object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
         object.__setattr__(self, "_cap", self.surprise_cap or math.inf)
@@ -236,12 +240,13 @@ class Adaptive:
         return z, m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0
 
     def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray, novel: np.ndarray | None = None,
-             extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """state float64[B, 5], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
         the detector's warm-up; others leave the state as it is and score 0), novel bool[B] (the
         sample lies outside its stream's range so far), extra float64[B]: another channel's z (the
         daily profile's, weighted), which counts where it is larger than this one's.
-        Returns (adaptive float64[B], first float64[B], state')."""
+        Returns (adaptive float64[B], first float64[B], state', own float64[B]: this channel's z, the
+        other channel's aside, which gates the daily profile's learning)."""
         if len(state) == 1:
             return self._step_one(state, log_survival, live, novel, extra)
         r = np.minimum(log_survival * _NEG_INV_LN10, self._cap)
@@ -251,13 +256,14 @@ class Adaptive:
         if not everyone:
             z[~live] = 0.0
         np.maximum(z, 0.0, out=z)
+        own = z.copy() if extra is not None else z
         if extra is not None:
             np.maximum(z, extra, out=z)
         adaptive = z / (z + self.squash)
         new_last = last
         if novel is not None and self.novelty and novel.any():
             hit = novel & live
-            fresh = hit & (n - last > self.novelty_refractory)
+            fresh = hit & (n - last > self.novelty_refractory) & (z >= self.novelty_z)
             adaptive = np.where(fresh, np.maximum(adaptive, self.novelty), adaptive)
             new_last = np.where(hit, n, last)
         first = np.where(adaptive > peak, adaptive, 0.01 * adaptive)
@@ -267,43 +273,46 @@ class Adaptive:
         new[:, 4] = new_last
         if not everyone:  # streams still warming up keep their statistics as they were
             new[~live] = state[~live]
-        return adaptive, first, new
+        return adaptive, first, new, own
 
     def _step_one(self, state, log_survival, live, novel, extra):
         new = state.copy()
-        adaptive, first = self.advance_one(new[0], float(log_survival[0]), bool(live[0]),
-                                           novel is not None and bool(novel[0]),
-                                           0.0 if extra is None else float(extra[0]))
-        return np.array([adaptive]), np.array([first]), new
+        adaptive, first, own = self.advance_one(new[0], float(log_survival[0]), bool(live[0]),
+                                                novel is not None and bool(novel[0]),
+                                                0.0 if extra is None else float(extra[0]))
+        return np.array([adaptive]), np.array([first]), new, np.array([own])
 
     def advance_one(self, row: np.ndarray, log_survival: float, live: bool, novel: bool,
-                    extra: float = 0.0) -> tuple[float, float]:
+                    extra: float = 0.0) -> tuple[float, float, float]:
         """`step` for one stream in Python floats, updating its state row float64[5] in place: the
         same float64 arithmetic in the same order (tested bit for bit), without the fixed cost of 30
-        numpy calls on one-element arrays. Returns (adaptive, first)."""
+        numpy calls on one-element arrays. Returns (adaptive, first, own)."""
         if not live:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         m, v, n, peak, last = row.tolist()
-        z, m, v, n_next = self.standardise_one(m, v, n, min(log_survival * _NEG_INV_LN10, self._cap))
-        z = max(z, 0.0, extra)
+        own, m, v, n_next = self.standardise_one(m, v, n, min(log_survival * _NEG_INV_LN10, self._cap))
+        own = max(own, 0.0)
+        z = max(own, extra)
         adaptive = z / (z + self.squash)
         if novel and self.novelty:
-            if n - last > self.novelty_refractory:
+            if n - last > self.novelty_refractory and z >= self.novelty_z:
                 adaptive = max(adaptive, self.novelty)
             last = n
         first = adaptive if adaptive > peak else 0.01 * adaptive
         row[:] = (m, v, n_next, max(peak * self._decay if peak > 0 else peak, adaptive), last)
-        return adaptive, first
+        return adaptive, first, own
 
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
                 "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin,
-                "novelty_refractory": self.novelty_refractory, "surprise_cap": self.surprise_cap}
+                "novelty_refractory": self.novelty_refractory, "novelty_z": self.novelty_z,
+                "surprise_cap": self.surprise_cap}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":
-        """The manifest's section; one written before `surprise_cap` existed scores as it did, uncapped."""
+        """The manifest's section; one written before `surprise_cap` or `novelty_z` existed scores as it
+        did: uncapped, every novel sample floored."""
         try:
-            return cls(**{"surprise_cap": 0.0, **d})
+            return cls(**{"surprise_cap": 0.0, "novelty_z": 0.0, **d})
         except (TypeError, ConfigError) as e:
             raise ArtifactError(f"manifest.json: scorer.adaptive section: {e}") from None

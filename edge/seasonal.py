@@ -13,8 +13,11 @@ scored by the `Scorer` calibrated on the training rows' residuals of the same on
 surprise -log10(1 - F(d)) is standardised by the stream's own running mean and variance with the
 drift-adaptive score's settings (`scoring.Adaptive`: horizon, min_std, warmup, surprise cap), and
 `weight` times that z competes with the forecaster's z (the larger counts) before the adaptive
-score's squash. The bin then learns the sample, unless the sample looks anomalous (the combined z
-is `gate` or more) or novel: an anomaly must not become the new normal for its time of day.
+score's squash. The bin then learns the sample, unless the forecaster finds it anomalous (its z
+is `gate` or more) or it is novel: an anomaly must not become the new normal for its time of day.
+The profile's own z does not gate: a bin that first saw an outlier would otherwise never learn the
+normal values that follow, and would flag them every day (NAB's ec2_cpu_utilization_24ae8d did so
+on 11 days).
 
 Nothing is learned from the training stream's profile itself: every stream, including one the
 model was not trained on, builds its own during its first day, so the channel stays silent until
@@ -136,13 +139,10 @@ class DailyProfile:
             old = profile[rows, k[rows]].astype(np.float64)
             profile[rows, k[rows]] = old + self.alpha * (x[rows].astype(np.float64) - old)
 
-    def learns(self, adaptive: np.ndarray, novel: np.ndarray, visited: np.ndarray, ad: Adaptive) -> np.ndarray:
-        """Which streams' bins learn the sample: visited before, combined z under `gate`, not novel."""
-        return visited & (adaptive < self._gate_adaptive(ad)) & ~novel
-
-    def _gate_adaptive(self, ad: Adaptive) -> float:
-        """z < gate, read off adaptive = z / (z + squash) (the novelty floor aside, which `learns` excludes)."""
-        return self.gate / (self.gate + ad.squash)
+    def learns(self, own: np.ndarray, novel: np.ndarray, visited: np.ndarray) -> np.ndarray:
+        """Which streams' bins learn the sample: visited before, the forecaster's z (`own`, from
+        Adaptive.step) under `gate`, not novel."""
+        return visited & (own < self.gate) & ~novel
 
     # --- one stream in Python floats: the same arithmetic in the same order ----------------------------
     def score_one(self, stats: np.ndarray, profile: np.ndarray, t: float, xs: list[float], live: bool,

@@ -65,6 +65,22 @@ def test_each_stream_learns_its_own_profile_from_its_first_day(peaks_csv, tmp_pa
     assert st.season[0, 2] == 288 and np.abs(st.profile[0, 144, 0] - 15.0) < 0.5  # noon's bin holds the peak
 
 
+def test_a_bin_that_first_saw_an_outlier_learns_the_normal_values_after_it(peaks_csv, tmp_path):
+    """The forecaster's z gates the profile's learning, not the profile's own: a bin initialised by
+    an outlier (03:00 of the stream's first day) learns the normal values that follow, instead of
+    flagging them every day."""
+    det = Detector(load_artifact(train_small("esn", tmp_path / "m", peaks_csv)))
+    values, ts = daily_peaks(7, seed=3), clock(288 * 7)
+    values[36] += 8.0  # 03:00 of day 0, the bin's first visit
+    st, raised = det.init(1), []
+    for t in range(len(values)):
+        event = det.step_row(st, 0, values[t], ts[t]).event
+        if event == 1:
+            raised.append(t)
+    assert st.profile[0, 36, 0] < 12.0, st.profile[0, 36]  # 10 + 0.75**6 * 8 = 11.4; 18 if it never learns
+    assert not [t for t in raised if t >= 288 * 4], raised  # nothing raised on the last three days
+
+
 def test_the_profile_needs_a_whole_day_of_training_rows_and_timestamps(tmp_path, peaks_csv):
     v = daily_peaks(1)
     assert DailyProfile.fit(clock(200), v[:200]) == (None, "the training rows span 16.6 hours; a daily profile "

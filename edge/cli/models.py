@@ -36,6 +36,7 @@ def _train_config(args, d: int):
                       clear_after=args.clear_after, cooldown=args.cooldown,
                       adaptive=Adaptive(novelty_margin=args.novelty_margin,
                                         novelty_refractory=args.novelty_refractory,
+                                        novelty_z=args.novelty_z,
                                         surprise_cap=args.surprise_cap),
                       profile_weight=args.profile_weight)
     return cfg

@@ -83,6 +83,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--novelty-refractory", type=float, default=50.0,
                    help="samples after a novel one in which further novel samples do not get the novelty "
                         "score again: one novelty episode, one onset (default: 50; 0: every one does)")
+    g.add_argument("--novelty-z", type=float, default=1.5,
+                   help="a novel sample gets the novelty score only where its z is at least this: new "
+                        "values the forecaster saw coming are not anomalies (default: 1.5; 0: every one)")
     g.add_argument("--surprise-cap", type=float, default=20.0,
                    help="cap the calibrated surprise -log10(1 - score) at this before the adaptive score: "
                         "beyond it the calibrated tail is extrapolation (default: 20; 0: no cap)")
