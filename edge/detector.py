@@ -85,7 +85,7 @@ class Detector:
         self._mean0, self._std0 = self.normalizer.mean[0], self.normalizer.std[0]  # float32 scalars
         self.warmup = int(artifact.manifest.get("warmup", 0))
         self._adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
-        self.profile = DailyProfile.from_dict(artifact.manifest.get("daily_profile"), len(self.normalizer.mean))
+        self.daily = DailyProfile.from_dict(artifact.manifest.get("daily_profile"), len(self.normalizer.mean))
         self._compiled = None
         d = self.cell.input_size
         ext = artifact.manifest.get("extent")  # the training rows' range; absent in older artifacts
@@ -130,7 +130,7 @@ class Detector:
         self._consts = (np.array([self.normalizer.mean, self.normalizer.std], np.float32),
                         np.array([sc._center, sc._scale], np.float64), np.array([sc.knots_d, sc.knots_p], np.float64),
                         np.array([values[k] for k in ROW_PARAMS], np.float64))
-        pr = self.profile
+        pr = self.daily
         if pr is None:  # placeholders of the right shapes; bins 0 turns the profile off
             spreads, knots, pvalues = np.ones((3, d)), np.array([[0.0, 1.0], [0.0, 0.5]]), {}
         else:
@@ -150,12 +150,12 @@ class Detector:
 
     def profile_zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """New streams' daily-profile state (statistics, profile); a profile of 0 bins without one."""
-        if self.profile is None:
+        if self.daily is None:
             return np.zeros((batch, 3)), np.zeros((batch, 0, self.cell.input_size), np.float32)
-        return self.profile.zeros(batch)
+        return self.daily.zeros(batch)
 
     def _timestamps(self, ts) -> None:
-        if ts is None and self.profile is not None:
+        if ts is None and self.daily is not None:
             raise DataError(f"{self.artifact.path}: this model scores each sample against its stream's daily "
                             f"profile, so every sample needs its timestamp")
 
@@ -180,12 +180,12 @@ class Detector:
             extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1)
         log_surv = self.scorer.log_survival(distance, score)
         season, profile, extra = st.season, st.profile, None
-        if self.profile is not None:
+        if self.daily is not None:
             season, profile = season.copy(), profile.copy()
-            extra, k, visited = self.profile.score(season, profile, np.asarray(ts, np.float64), x, live, self.adaptive)
+            extra, k, visited = self.daily.score(season, profile, np.asarray(ts, np.float64), x, live, self.adaptive)
         adaptive, first, adapt, own = self.adaptive.step(st.adapt, log_surv, live, novel, extra)
-        if self.profile is not None:
-            self.profile.learn(profile, k, x, self.profile.learns(own, novel, visited))
+        if self.daily is not None:
+            self.daily.learn(profile, k, x, self.daily.learns(own, novel, visited))
         alerts, events = alert_step(self.alert_config, st.alerts, adaptive if self._on_adaptive else score)
         forecast, model = self.cell.step(z, st.model)
         return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent, season, profile),
@@ -267,7 +267,7 @@ class Detector:
             np.minimum(ext[0], x, out=ext[0])
             np.maximum(ext[1], x, out=ext[1])
         surprise = scorer.log_survival_one(distance, score) if live else 0.0  # unused while warming up
-        pr = self.profile
+        pr = self.daily
         if pr is None:
             adaptive, first, _ = self.adaptive.advance_one(st.adapt[i], surprise, live, novel)
         else:

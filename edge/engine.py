@@ -378,7 +378,7 @@ class Engine:
         self.seen[:] = 0
         self.adapt[:] = Adaptive.zeros(len(self.seen))
         season, profile = detector.profile_zeros(len(self.seen))
-        old, new = self.detector.profile, detector.profile
+        old, new = self.detector.daily, detector.daily
         if old is not None and new is not None and (old.bin_s, old.bins) == (new.bin_s, new.bins):
             profile = self.profile
         self.season, self.profile = season, profile

@@ -42,7 +42,7 @@ def test_a_missing_daily_peak_raises_an_alert_only_with_the_profile(tmp_path, pe
     raised = {}
     for weight in (0.6, 0.0):
         det = Detector(load_artifact(train_small("esn", tmp_path / f"w{weight}", peaks_csv, profile_weight=weight)))
-        assert (det.profile is None) == (weight == 0.0)
+        assert (det.daily is None) == (weight == 0.0)
         out = det.run(values, ts)
         raised[weight] = [int(t) for t in np.flatnonzero(out["events"] == 1) if t >= 288]
     added = set(raised[0.6]) - set(raised[0.0])
