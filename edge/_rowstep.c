@@ -221,7 +221,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
     float *row = NULL;
     if (s->bins > 0) {
         double ph = fmod(t, q[Q_PERIOD]); /* Python's t % period */
-        if (ph != 0.0 && ph < 0.0) ph += q[Q_PERIOD];
+        if (ph < 0.0) ph += q[Q_PERIOD];
         npy_intp bin = (npy_intp)nearbyint(ph / q[Q_BIN_S]) % s->bins;
         row = s->profile + (i * s->bins + bin) * d;
         if (isnan(row[0])) { /* first visit: the bin starts at this sample */

@@ -195,8 +195,8 @@ class Detector:
         """`step` for the stream in row i of st alone, updating that row in place; x: float32[D] raw
         values, t their timestamp. The same arithmetic as `step` on scalars, in one call of the C
         extension edge._rowstep where it is built (`compiled`), else in Python floats; only the cell
-        runs in numpy. So one
-        stream, the common case on a device, pays no fixed cost of numpy calls on one-element arrays.
+        runs in numpy. So one stream, the common case on a device, pays no fixed cost of numpy calls
+        on one-element arrays.
         Equal to `step` up to the last bit of exp/log1p, and the two paths to each other exactly
         (tested)."""
         if x.dtype != np.float32:

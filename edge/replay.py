@@ -109,4 +109,3 @@ def replay(ts: np.ndarray, values: np.ndarray, broker: BrokerConfig, topic: str,
     finally:
         c.disconnect()
         c.loop_stop()
-

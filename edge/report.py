@@ -83,8 +83,9 @@ def describe(art: Artifact) -> str:
                  f"exponential tail mean excess {s.tail_beta:.3f}")
     dp = m.get("daily_profile")
     if dp:
-        lines.append(f"  daily       profile of {dp['bins']} bins of {dp['bin_s']:g} s per stream, weight {dp['weight']:g}, "
-                     f"alpha {dp['alpha']:g}, learns below z {dp['gate']:g}")
+        lines.append(f"  daily       profile of {dp['bins']} bins of {dp['bin_s']:g} s per stream, "
+                     f"weight {dp['weight']:g}, alpha {dp['alpha']:g}, "
+                     f"learns while the forecaster's z is under {dp['gate']:g}")
     elif "daily_profile" in metrics:
         lines.append(f"  daily       {metrics['daily_profile']}")
     pv = m.get("provenance", {})

@@ -255,10 +255,9 @@ class Adaptive:
         everyone = bool(live.all())
         if not everyone:
             z[~live] = 0.0
-        np.maximum(z, 0.0, out=z)
-        own = z.copy() if extra is not None else z
+        own = np.maximum(z, 0.0, out=z)
         if extra is not None:
-            np.maximum(z, extra, out=z)
+            z = np.maximum(own, extra)
         adaptive = z / (z + self.squash)
         new_last = last
         if novel is not None and self.novelty and novel.any():
