@@ -24,7 +24,8 @@
 /* params, float64: the order of edge.detector.ROW_PARAMS */
 enum { P_WARMUP, P_TAIL_BETA, P_NOVELTY_MARGIN, P_MIN_STD, P_ADAPTIVE_WARMUP, P_SQUASH, P_HORIZON,
        P_NOVELTY, P_NOVELTY_REFRACTORY, P_DECAY, P_CAP, P_THRESHOLD, P_CLEAR_THRESHOLD, P_RAISE_AFTER,
-       P_CLEAR_AFTER, P_COOLDOWN, P_ON_ADAPTIVE, P_NEG_INV_LN10, P_NOVELTY_Z, P_COUNT };
+       P_CLEAR_AFTER, P_COOLDOWN, P_ON_ADAPTIVE, P_NEG_INV_LN10, P_NOVELTY_Z, P_FATIGUE, P_FATIGUE_Z,
+       P_FATIGUE_DECAY, P_COUNT };
 /* profile params, float64: the order of edge.detector.PROFILE_PARAMS */
 enum { Q_PERIOD, Q_BIN_S, Q_ALPHA, Q_WEIGHT, Q_GATE, Q_TAIL_BETA, Q_COUNT };
 enum { RAISED = 1, CLEARED = -1, NONE = 0 }; /* edge.alerts */
@@ -79,7 +80,7 @@ static int parse(PyObject *const *a, npy_intp d, Consts *k, State *s) {
     }
     if (!check(a[0], "norm", NPY_FLOAT32, 2, 2, d) || !check(a[1], "standard", NPY_FLOAT64, 2, 2, d) ||
         !check(a[3], "params", NPY_FLOAT64, 1, -1, P_COUNT) || !check(a[4], "forecast", NPY_FLOAT32, 2, r, d) ||
-        !check(a[6], "adapt", NPY_FLOAT64, 2, r, 5) || !check(a[7], "active", NPY_BOOL, 1, r, -1) ||
+        !check(a[6], "adapt", NPY_FLOAT64, 2, r, 6) || !check(a[7], "active", NPY_BOOL, 1, r, -1) ||
         !check(a[8], "above", NPY_INT32, 1, r, -1) || !check(a[9], "below", NPY_INT32, 1, r, -1) ||
         !check(a[10], "cooldown", NPY_INT32, 1, r, -1) || !check(a[11], "extent", NPY_FLOAT32, 3, r, d) ||
         PyArray_DIM((PyArrayObject *)a[11], 1) != 2) {
@@ -179,7 +180,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
     npy_intp d = k->d, nk = k->k;
     const double *p = k->p, *kd = k->kd, *kp = k->kp;
     float *forecast = s->forecast + i * d, *lo = s->extent + i * 2 * d, *hi = lo + d;
-    double *adapt = s->adapt + i * 5;
+    double *adapt = s->adapt + i * 6;
     npy_bool *active = s->active + i;
     npy_int32 *above = s->above + i, *below = s->below + i, *cooldown = s->cooldown + i;
 
@@ -254,16 +255,20 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
         if (zz < 0.0) zz = 0.0;
         own = zz;
         if (extra > zz) zz = extra;
-        adaptive = zz / (zz + p[P_SQUASH]);
+        double load = adapt[5] * p[P_FATIGUE_DECAY];
+        double damped = zz / (1.0 + p[P_FATIGUE] * load);
+        adaptive = damped / (damped + p[P_SQUASH]);
         if (novel && p[P_NOVELTY] != 0.0) {
             if (n - last > p[P_NOVELTY_REFRACTORY] && zz >= p[P_NOVELTY_Z] && p[P_NOVELTY] > adaptive)
                 adaptive = p[P_NOVELTY];
             last = n;
         }
         first = adaptive > peak ? adaptive : 0.01 * adaptive;
+        if (adaptive > peak && zz >= p[P_FATIGUE_Z]) load += 1.0;
         double decayed = peak > 0 ? peak * p[P_DECAY] : peak;
         adapt[3] = decayed >= adaptive ? decayed : adaptive;
         adapt[4] = last;
+        adapt[5] = load;
     }
 
     /* the profile's bin learns a sample the forecaster finds normal (DailyProfile.learn_one) */

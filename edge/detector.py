@@ -27,7 +27,8 @@ except ImportError:  # not built here: the same arithmetic runs in Python floats
 # the scalars edge/_rowstep.c reads, in its order
 ROW_PARAMS = ("warmup", "tail_beta", "novelty_margin", "min_std", "adaptive_warmup", "squash", "horizon",
               "novelty", "novelty_refractory", "decay", "cap", "threshold", "clear_threshold", "raise_after",
-              "clear_after", "cooldown", "on_adaptive", "neg_inv_ln10", "novelty_z")
+              "clear_after", "cooldown", "on_adaptive", "neg_inv_ln10", "novelty_z", "fatigue", "fatigue_z",
+              "fatigue_decay")
 # the daily profile's scalars, in _rowstep.c's order (a profile of 0 bins in the state: none)
 PROFILE_PARAMS = ("period", "bin_s", "alpha", "weight", "gate", "tail_beta")
 
@@ -125,7 +126,8 @@ class Detector:
                   "cap": ad._cap, "threshold": al.threshold, "clear_threshold": al.clear_threshold,
                   "raise_after": al.raise_after, "clear_after": al.clear_after, "cooldown": al.cooldown,
                   "on_adaptive": float(self._on_adaptive), "neg_inv_ln10": _NEG_INV_LN10,
-                  "novelty_z": ad.novelty_z}
+                  "novelty_z": ad.novelty_z, "fatigue": ad.fatigue, "fatigue_z": ad.fatigue_z,
+                  "fatigue_decay": ad._fatigue_decay}
         d = self.cell.input_size
         self._consts = (np.array([self.normalizer.mean, self.normalizer.std], np.float32),
                         np.array([sc._center, sc._scale], np.float64), np.array([sc.knots_d, sc.knots_p], np.float64),

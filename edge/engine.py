@@ -36,7 +36,8 @@ from .scoring import Adaptive
 from .validation import check_float, check_int
 
 CHECKPOINT_FORMAT = "rnnedge-checkpoint"
-CHECKPOINT_VERSION = 3  # 2: the adaptive score's state gained a column; 3: the daily profile's state
+CHECKPOINT_VERSION = 4  # 2: the adaptive score's state gained a column; 3: the daily profile's state;
+#                        4: the adaptive score's fatigue load
 #                          (older versions are upgraded on restore: no profile learned yet)
 EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
 _ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "extent", "last_ts",
@@ -410,11 +411,13 @@ class Engine:
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"{path}: not a readable rnnedge checkpoint ({e})") from None
         version = meta.get("version")
-        if meta.get("format") != CHECKPOINT_FORMAT or version not in (1, 2, CHECKPOINT_VERSION):
+        if meta.get("format") != CHECKPOINT_FORMAT or version not in range(1, CHECKPOINT_VERSION + 1):
             raise ConfigError(f"{path}: not an rnnedge checkpoint of version 1 to {CHECKPOINT_VERSION}")
-        if version == 1 and arrays["adapt"].ndim == 2 and arrays["adapt"].shape[1] == 4:
-            old = arrays["adapt"]  # no novel sample on record: the fifth column starts at -inf
-            arrays["adapt"] = np.hstack([old, np.full((len(old), 1), -np.inf)])
+        old = arrays.get("adapt")
+        if version < 4 and old is not None and old.ndim == 2 and old.shape[1] in (4, 5):
+            # version 1: no novel sample on record (the fifth column starts at -inf); before 4: no load
+            first = [np.full((len(old), 1), -np.inf)] if old.shape[1] == 4 else []
+            arrays["adapt"] = np.hstack([old, *first, np.zeros((len(old), 1))])
         if version < 3:  # no daily profile learned yet
             arrays["season"], arrays["profile"] = self.detector.profile_zeros(len(meta.get("streams", ())))
         missing = [n for n in _ARRAYS if n not in arrays]

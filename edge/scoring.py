@@ -187,7 +187,13 @@ class Adaptive:
     and 10^-40 mean the same, "certainly anomalous"; uncapped, one extreme sample inflates v and
     hides the next anomaly for days, and every more extreme sample of one episode counts as a new
     peak.
-    Per-stream state: float64[B, 5] (m, v, n, peak, n at the last novel sample).
+    A stream whose surprises keep reaching alert level learns that they are its routine (alert
+    fatigue): each onset (a sample that beats the decaying peak) whose z reaches `fatigue_z` adds one
+    to the stream's load, which decays over about `fatigue_horizon` samples, and z is divided by
+    1 + `fatigue` x load before it is squashed (0: off). Bursty streams (tweet volumes, disk writes)
+    stop alerting on every burst; a quiet stream's first surprise scores as before. The novelty and
+    load rules read the undivided z.
+    Per-stream state: float64[B, 6] (m, v, n, peak, n at the last novel sample, load).
     """
 
     horizon: float = 8640.0
@@ -200,6 +206,9 @@ class Adaptive:
     novelty_refractory: float = 50.0
     novelty_z: float = 1.5
     surprise_cap: float = 20.0
+    fatigue: float = 0.2
+    fatigue_z: float = 7.0
+    fatigue_horizon: float = 1000.0
 
     def __post_init__(self) -> None:
         check_float("Adaptive", "horizon", self.horizon, 1.0, 1e9)
@@ -212,15 +221,19 @@ class Adaptive:
         check_float("Adaptive", "novelty_refractory", self.novelty_refractory, 0.0, 1e9)
         check_float("Adaptive", "novelty_z", self.novelty_z, 0.0, 1e6)
         check_float("Adaptive", "surprise_cap", self.surprise_cap, 0.0, 1e6)
+        check_float("Adaptive", "fatigue", self.fatigue, 0.0, 1e6)
+        check_float("Adaptive", "fatigue_z", self.fatigue_z, 0.0, 1e6)
+        check_float("Adaptive", "fatigue_horizon", self.fatigue_horizon, 1.0, 1e9)
         object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
+        object.__setattr__(self, "_fatigue_decay", float(np.exp(-1.0 / self.fatigue_horizon)))
         object.__setattr__(self, "_cap", self.surprise_cap or math.inf)
 
-    COLUMNS = 5
+    COLUMNS = 6
 
     @staticmethod
     def zeros(batch: int) -> np.ndarray:
         st = np.zeros((batch, Adaptive.COLUMNS))
-        st[:, 3:] = -np.inf
+        st[:, 3:5] = -np.inf
         return st
 
     def standardise(self, m: np.ndarray, v: np.ndarray, n: np.ndarray, r: np.ndarray) -> tuple:
@@ -241,7 +254,7 @@ class Adaptive:
 
     def step(self, state: np.ndarray, log_survival: np.ndarray, live: np.ndarray, novel: np.ndarray | None = None,
              extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """state float64[B, 5], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
+        """state float64[B, 6], log_survival = Scorer.log_survival(d) float64[B], live bool[B] (past
         the detector's warm-up; others leave the state as it is and score 0), novel bool[B] (the
         sample lies outside its stream's range so far), extra float64[B]: another channel's z (the
         daily profile's, weighted), which counts where it is larger than this one's.
@@ -258,7 +271,9 @@ class Adaptive:
         own = np.maximum(z, 0.0, out=z)
         if extra is not None:
             z = np.maximum(own, extra)
-        adaptive = z / (z + self.squash)
+        load = state[:, 5] * self._fatigue_decay
+        damped = z / (1.0 + self.fatigue * load)
+        adaptive = damped / (damped + self.squash)
         new_last = last
         if novel is not None and self.novelty and novel.any():
             hit = novel & live
@@ -270,6 +285,7 @@ class Adaptive:
         new[:, 0], new[:, 1], new[:, 2] = stats
         new[:, 3] = np.maximum(np.where(peak > 0, peak * self._decay, peak), adaptive)
         new[:, 4] = new_last
+        new[:, 5] = load + ((adaptive > peak) & (z >= self.fatigue_z))
         if not everyone:  # streams still warming up keep their statistics as they were
             new[~live] = state[~live]
         return adaptive, first, new, own
@@ -283,35 +299,40 @@ class Adaptive:
 
     def advance_one(self, row: np.ndarray, log_survival: float, live: bool, novel: bool,
                     extra: float = 0.0) -> tuple[float, float, float]:
-        """`step` for one stream in Python floats, updating its state row float64[5] in place: the
+        """`step` for one stream in Python floats, updating its state row float64[6] in place: the
         same float64 arithmetic in the same order (tested bit for bit), without the fixed cost of 30
         numpy calls on one-element arrays. Returns (adaptive, first, own)."""
         if not live:
             return 0.0, 0.0, 0.0
-        m, v, n, peak, last = row.tolist()
+        m, v, n, peak, last, load = row.tolist()
         own, m, v, n_next = self.standardise_one(m, v, n, min(log_survival * _NEG_INV_LN10, self._cap))
         own = max(own, 0.0)
         z = max(own, extra)
-        adaptive = z / (z + self.squash)
+        load *= self._fatigue_decay
+        damped = z / (1.0 + self.fatigue * load)
+        adaptive = damped / (damped + self.squash)
         if novel and self.novelty:
             if n - last > self.novelty_refractory and z >= self.novelty_z:
                 adaptive = max(adaptive, self.novelty)
             last = n
         first = adaptive if adaptive > peak else 0.01 * adaptive
-        row[:] = (m, v, n_next, max(peak * self._decay if peak > 0 else peak, adaptive), last)
+        if adaptive > peak and z >= self.fatigue_z:
+            load += 1.0
+        row[:] = (m, v, n_next, max(peak * self._decay if peak > 0 else peak, adaptive), last, load)
         return adaptive, first, own
 
     def to_dict(self) -> dict:
         return {"horizon": self.horizon, "min_std": self.min_std, "warmup": self.warmup, "squash": self.squash,
                 "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin,
                 "novelty_refractory": self.novelty_refractory, "novelty_z": self.novelty_z,
-                "surprise_cap": self.surprise_cap}
+                "surprise_cap": self.surprise_cap, "fatigue": self.fatigue, "fatigue_z": self.fatigue_z,
+                "fatigue_horizon": self.fatigue_horizon}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":
-        """The manifest's section; one written before `surprise_cap` or `novelty_z` existed scores as it
-        did: uncapped, every novel sample floored."""
+        """The manifest's section; one written before `surprise_cap`, `novelty_z` or `fatigue` existed
+        scores as it did: uncapped, every novel sample floored, no fatigue."""
         try:
-            return cls(**{"surprise_cap": 0.0, "novelty_z": 0.0, **d})
+            return cls(**{"surprise_cap": 0.0, "novelty_z": 0.0, "fatigue": 0.0, **d})
         except (TypeError, ConfigError) as e:
             raise ArtifactError(f"manifest.json: scorer.adaptive section: {e}") from None

@@ -164,26 +164,33 @@ def test_checkpoint_resumes_exactly(art, tmp_path):
         split.restore(tmp_path / "bad.npz")
 
 
-def test_version_1_checkpoint_is_upgraded(art, tmp_path):
-    """A checkpoint written before the adaptive state's fifth column (no novel sample on record)
-    and the daily profile restores with that column at -inf, no profile learned, and everything
-    else as it was."""
+@pytest.mark.parametrize("version", [1, 3])
+def test_old_checkpoints_are_upgraded(art, tmp_path, version):
+    """A checkpoint written before the adaptive state's fatigue load (version 3) restores with no
+    load; one written before its fifth column (no novel sample on record) and the daily profile
+    (version 1) restores with that column at -inf and no profile learned; everything else as it was."""
     eng = Engine(Detector(art))
     for t in range(20):
         eng.process([("a", np.array([float(t)]), np.full((1, 2), 10.0 + t, np.float32))])
-    eng.checkpoint(tmp_path / "v2.npz")
-    with np.load(tmp_path / "v2.npz") as z:
+    eng.checkpoint(tmp_path / "now.npz")
+    with np.load(tmp_path / "now.npz") as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays.pop("meta")))
-    arrays["adapt"] = arrays["adapt"][:, :4]
-    del arrays["season"], arrays["profile"]
-    np.savez(tmp_path / "v1.npz", meta=np.array(json.dumps({**meta, "version": 1})), **arrays)
+    kept = 4 if version == 1 else 5
+    arrays["adapt"] = arrays["adapt"][:, :kept]
+    if version == 1:
+        del arrays["season"], arrays["profile"]
+    np.savez(tmp_path / "old.npz", meta=np.array(json.dumps({**meta, "version": version})), **arrays)
     back = Engine(Detector(art))
-    back.restore(tmp_path / "v1.npz")
-    i = back.slots["a"]
-    np.testing.assert_array_equal(back.adapt[i, :4], eng.adapt[eng.slots["a"], :4])
-    assert back.adapt[i, 4] == -np.inf and back.seen[i] == 20
-    assert np.isnan(back.profile[i]).all() and not np.isnan(eng.profile[eng.slots["a"]]).all()
+    back.restore(tmp_path / "old.npz")
+    i, j = back.slots["a"], eng.slots["a"]
+    np.testing.assert_array_equal(back.adapt[i, :kept], eng.adapt[j, :kept])
+    assert back.adapt[i, 5] == 0.0 and back.seen[i] == 20
+    if version == 1:
+        assert back.adapt[i, 4] == -np.inf
+        assert np.isnan(back.profile[i]).all() and not np.isnan(eng.profile[j]).all()
+    else:
+        np.testing.assert_array_equal(back.profile[i], eng.profile[j])
 
 
 def test_checkpoint_of_another_model_is_refused(art, tmp_path):

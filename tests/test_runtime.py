@@ -150,7 +150,7 @@ def test_nab_stream_alerts_fall_in_labelled_windows_and_scores_match_offline(bro
     assert len(inside) >= 2 and len(raised) - len(inside) <= 1, [a["time"] for a in raised]
     for a in raised:
         assert a["model_id"] == r.rt.served.artifact.model_id and a["source"] == "adaptive"
-        assert a["adaptive"] >= a["threshold"] == 0.6
+        assert a["adaptive"] >= a["threshold"] == 0.55
         assert a["channels"][0]["name"] == "value" and a["id"].startswith("nyc/taxi@")
     (config,) = collector.json("homeassistant/binary_sensor/")  # Home Assistant discovery, once per stream
     assert config["device_class"] == "problem" and config["state_topic"].endswith("/ha/nyc/taxi")

@@ -91,7 +91,9 @@ def test_detector_alerts_on_injected_spike(small_model):
     values[400:406] += 8.0
     out = Detector(small_model).run(values, clock(600))
     raised = np.flatnonzero(out["events"] == RAISED)
-    assert len(raised) >= 1 and 400 <= raised[0] <= 410
+    # these small models follow a clean sine roughly: a noise extreme may raise too, never as high
+    assert ((raised >= 400) & (raised <= 410)).any() and len(raised) <= 3, raised
+    assert out["adaptive"][400:406].max() > out["adaptive"][:400].max() + 0.2
     assert (out["score"][:small_model.manifest["warmup"] + 1] == 0).all()
     assert out["score"][400:406].min() > 0.999
 
@@ -232,6 +234,34 @@ def test_adaptive_one_stream_path_equals_the_batched_one_bit_for_bit():
             a1, f1, ones[b], _ = ad.step(ones[b], ls[t, b:b + 1], live[t, b:b + 1], novel[t, b:b + 1])
             assert (a1[0], f1[0]) == (a[b], f[b])
             np.testing.assert_array_equal(ones[b][0], batch[b])
+    assert (batch[:, 5] > 0).all()  # the fatigue load took part
+
+
+def test_a_burst_that_keeps_coming_stops_alerting_and_a_quiet_stream_forgets_it():
+    """Alert fatigue: the same extreme surprise every 150 samples alerts at first, then less and less;
+    the first burst, and one that comes after a long quiet, score as they would without fatigue."""
+    from edge.scoring import Adaptive
+    rng = np.random.default_rng(3)
+    r = np.abs(rng.normal(1.0, 0.3, 12000))
+    bursts = np.arange(1000, 4000, 150)
+    r[bursts] = 20.0
+    r[11000] = 20.0  # after 7,000 quiet samples
+    live = np.ones(1, bool)
+
+    def run(ad):
+        st, first, load = Adaptive.zeros(1), np.zeros(len(r)), np.zeros(len(r))
+        for t in range(len(r)):
+            _, (first[t],), st, _ = ad.step(st, -np.log(10.0) * r[t:t + 1], live)
+            load[t] = st[0, 5]
+        return first, load
+
+    (plain, _), (tired, load) = run(Adaptive(fatigue=0.0)), run(Adaptive())
+    assert plain[bursts[0]] == tired[bursts[0]] > 0.85
+    assert (plain[bursts] > 0.7).all()  # the running statistics alone learn bursts slowly
+    assert (tired[bursts[-5:]] < plain[bursts[-5:]] - 0.15).all() and (np.diff(tired[bursts]) < 0).all()
+    # one onset per 150 samples, each decaying over 1,000: the load tends to 1 / (1 - exp(-0.15))
+    assert 6.5 < load[bursts[-1]] < 1 / (1 - np.exp(-0.15)) and load[10999] < 0.01
+    assert tired[11000] == pytest.approx(plain[11000], rel=1e-3) and tired[11000] > 0.55
 
 
 def test_surprise_beyond_the_cap_counts_as_the_cap_and_does_not_hide_the_next_anomaly():
@@ -257,7 +287,8 @@ def test_surprise_beyond_the_cap_counts_as_the_cap_and_does_not_hide_the_next_an
 
 def test_artifacts_written_before_the_surprise_cap_score_as_they_did():
     from edge.scoring import Adaptive
-    assert Adaptive.from_dict({"horizon": 100.0}).surprise_cap == 0.0
+    old = Adaptive.from_dict({"horizon": 100.0})
+    assert (old.surprise_cap, old.novelty_z, old.fatigue) == (0.0, 0.0, 0.0)
     assert Adaptive.from_dict(Adaptive().to_dict()) == Adaptive()
 
 
@@ -276,8 +307,9 @@ def test_compiled_and_python_one_stream_paths_agree_bit_for_bit(small_model):
     values[500:520] *= 1.5
     ts = clock(len(values))
     outputs = {}
-    for novelty_z in (0.0, 1.5):  # every novel sample floored; only the surprising ones
-        det.adaptive = Adaptive(novelty_z=novelty_z)
+    # every novel sample floored; only the surprising ones; and fatigue (at a z this stream reaches)
+    for novelty_z, fatigue in ((0.0, 0.0), (1.5, 0.0), (1.5, 0.5)):
+        det.adaptive = Adaptive(novelty_z=novelty_z, fatigue=fatigue, fatigue_z=3.0)
         runs, states = [], []
         for on in (True, False):
             det.use_compiled(on)
@@ -290,8 +322,9 @@ def test_compiled_and_python_one_stream_paths_agree_bit_for_bit(small_model):
             np.testing.assert_array_equal(getattr(states[0], name), getattr(states[1], name))
         for name in ("active", "above", "below", "cooldown"):
             np.testing.assert_array_equal(getattr(states[0].alerts, name), getattr(states[1].alerts, name))
-        outputs[novelty_z] = runs[0]
-    assert any(r[2] for r in outputs[0.0]) and outputs[0.0] != outputs[1.5]
+        outputs[novelty_z, fatigue] = runs[0]
+        assert (states[0].adapt[:, 5] > 0).any() or not fatigue
+    assert any(r[2] for r in outputs[0.0, 0.0]) and outputs[0.0, 0.0] != outputs[1.5, 0.0] != outputs[1.5, 0.5]
 
 
 def test_compiled_step_refuses_arrays_of_the_wrong_kind(small_model):

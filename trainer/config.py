@@ -72,7 +72,7 @@ class TrainConfig:
     calibrate_on: str = "all"        # or "heldout"
     false_alarm_rate: float = 1e-3   # alerts on the calibrated score: threshold 1 - rate
     alert_on: str = "adaptive"       # or "calibrated" (threshold 1 - false_alarm_rate)
-    adaptive_threshold: float = 0.6
+    adaptive_threshold: float = 0.55
     raise_after: int | None = None   # None: 3 on the calibrated score, 1 on the adaptive one
     clear_after: int = 5
     cooldown: int = 0

@@ -36,7 +36,8 @@ def _train_config(args, d: int):
                       clear_after=args.clear_after, cooldown=args.cooldown,
                       adaptive=Adaptive(novelty_margin=args.novelty_margin,
                                         novelty_refractory=args.novelty_refractory,
-                                        novelty_z=args.novelty_z,
+                                        novelty_z=args.novelty_z, fatigue=args.fatigue,
+                                        fatigue_z=args.fatigue_z, fatigue_horizon=args.fatigue_horizon,
                                         surprise_cap=args.surprise_cap),
                       profile_weight=args.profile_weight)
     return cfg

@@ -69,8 +69,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alert-on", choices=("adaptive", "calibrated"), default="adaptive",
                    help="the score the alert machine watches: the drift-adaptive one (default), or the "
                         "calibrated probability under the training residuals")
-    g.add_argument("--adaptive-threshold", type=float, default=0.6,
-                   help="raise at this adaptive score, clear under half of it (default: 0.6)")
+    g.add_argument("--adaptive-threshold", type=float, default=0.55,
+                   help="raise at this adaptive score, clear under half of it (default: 0.55)")
     g.add_argument("--false-alarm-rate", type=float, default=1e-3,
                    help="with --alert-on calibrated: per-sample rate above threshold on normal data (default: 1e-3)")
     g.add_argument("--raise-after", type=int, default=None,
@@ -86,6 +86,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--novelty-z", type=float, default=1.5,
                    help="a novel sample gets the novelty score only where its z is at least this: new "
                         "values the forecaster saw coming are not anomalies (default: 1.5; 0: every one)")
+    g.add_argument("--fatigue", type=float, default=0.2,
+                   help="alert fatigue: each recent onset whose z reached --fatigue-z divides a stream's z by "
+                        "1 + this more, so a burst that keeps coming stops alerting (default: 0.2; 0: off)")
+    g.add_argument("--fatigue-z", type=float, default=7.0,
+                   help="the z an onset needs to add to its stream's fatigue load (default: 7)")
+    g.add_argument("--fatigue-horizon", type=float, default=1000.0,
+                   help="samples over which a stream's fatigue load decays (default: 1000)")
     g.add_argument("--surprise-cap", type=float, default=20.0,
                    help="cap the calibrated surprise -log10(1 - score) at this before the adaptive score: "
                         "beyond it the calibrated tail is extrapolation (default: 20; 0: no cap)")
