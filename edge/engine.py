@@ -36,9 +36,9 @@ from .scoring import Adaptive
 from .validation import check_float, check_int
 
 CHECKPOINT_FORMAT = "rnnedge-checkpoint"
-CHECKPOINT_VERSION = 4  # 2: the adaptive score's state gained a column; 3: the daily profile's state;
-#                        4: the adaptive score's fatigue load
-#                          (older versions are upgraded on restore: no profile learned yet)
+# 2: the adaptive score's state gained a column; 3: the daily profile's state; 4: the adaptive
+# score's fatigue load. Older versions are upgraded on restore (no profile learned yet, no load).
+CHECKPOINT_VERSION = 4
 EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
 _ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "extent", "last_ts",
            "season", "profile")
