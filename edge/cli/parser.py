@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from ..scoring import Adaptive
 from .models import cmd_detect, cmd_evaluate_csv, cmd_evaluate_nab, cmd_info, cmd_train
 from .serve import cmd_replay, cmd_run
 from .targets import cmd_convert, cmd_deploy, cmd_profiles, cmd_verify
+
+_ADAPTIVE = Adaptive()  # the adaptive score's defaults, stated once (edge.scoring)
 
 
 def _examples(*lines: str) -> str:
@@ -77,25 +80,26 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="consecutive samples to raise (default: 1 on the adaptive score, 3 on the calibrated)")
     g.add_argument("--clear-after", type=int, default=5, help="consecutive samples to clear (default: 5)")
     g.add_argument("--cooldown", type=int, default=0, help="samples after a clear with no raise (default: 0)")
-    g.add_argument("--novelty-margin", type=float, default=0.0,
+    g.add_argument("--novelty-margin", type=float, default=_ADAPTIVE.novelty_margin,
                    help="a value is novel (adaptive score at least 0.9) only beyond the range seen so far by "
-                        "this fraction of it; 0.05 is NAB's HTM spatial tolerance (default: 0)")
-    g.add_argument("--novelty-refractory", type=float, default=50.0,
+                        "this fraction of it; 0.05 is NAB's HTM spatial tolerance (default: %(default)s)")
+    g.add_argument("--novelty-refractory", type=float, default=_ADAPTIVE.novelty_refractory,
                    help="samples after a novel one in which further novel samples do not get the novelty "
-                        "score again: one novelty episode, one onset (default: 50; 0: every one does)")
-    g.add_argument("--novelty-z", type=float, default=1.5,
+                        "score again: one novelty episode, one onset (default: %(default)s; 0: every one does)")
+    g.add_argument("--novelty-z", type=float, default=_ADAPTIVE.novelty_z,
                    help="a novel sample gets the novelty score only where its z is at least this: new "
-                        "values the forecaster saw coming are not anomalies (default: 1.5; 0: every one)")
-    g.add_argument("--fatigue", type=float, default=0.2,
-                   help="alert fatigue: each recent onset whose z reached --fatigue-z divides a stream's z by "
-                        "1 + this more, so a burst that keeps coming stops alerting (default: 0.2; 0: off)")
-    g.add_argument("--fatigue-z", type=float, default=7.0,
-                   help="the z an onset needs to add to its stream's fatigue load (default: 7)")
-    g.add_argument("--fatigue-horizon", type=float, default=1000.0,
-                   help="samples over which a stream's fatigue load decays (default: 1000)")
-    g.add_argument("--surprise-cap", type=float, default=20.0,
+                        "values the forecaster saw coming are not anomalies (default: %(default)s; 0: every one)")
+    g.add_argument("--fatigue", type=float, default=_ADAPTIVE.fatigue,
+                   help="alert fatigue: z is divided by 1 + this x the stream's load (its recent onsets at "
+                        "--fatigue-z or more), so a burst that keeps coming stops alerting (default: "
+                        "%(default)s; 0: off)")
+    g.add_argument("--fatigue-z", type=float, default=_ADAPTIVE.fatigue_z,
+                   help="the z an onset needs to add to its stream's fatigue load (default: %(default)s)")
+    g.add_argument("--fatigue-horizon", type=float, default=_ADAPTIVE.fatigue_horizon,
+                   help="samples over which a stream's fatigue load decays (default: %(default)s)")
+    g.add_argument("--surprise-cap", type=float, default=_ADAPTIVE.surprise_cap,
                    help="cap the calibrated surprise -log10(1 - score) at this before the adaptive score: "
-                        "beyond it the calibrated tail is extrapolation (default: 20; 0: no cap)")
+                        "beyond it the calibrated tail is extrapolation (default: %(default)s; 0: no cap)")
     g.add_argument("--profile-weight", type=float, default=0.6,
                    help="score each sample also against its stream's daily profile (the same time on "
                         "earlier days, learned online per stream); its z counts at this weight against the "
