@@ -8,7 +8,11 @@ decisions agree: score above the threshold, and alert active.
 
 Gates: float32 targets match the float reference to 1e-5, float16 to 1e-2; int8 targets are their
 own int8 models (each toolchain picks its own per-op grids), so they are held to their decisions:
-alert state and threshold crossings agree with the int8 reference on >= 99% of steps.
+alert state and threshold crossings agree with the int8 reference on >= 99% of steps. The float16
+gate is for float16 weights computed in float32 (the CPU interpreters); a GPU that also computes
+in float16 (LiteRT's GPU accelerator, a cell with `arithmetic = "float16"`) runs a reduced-precision
+model of its own and is held to the decisions gate, like int8. On the demo ESN (200 units) its
+forecasts moved by up to 2.2e-2 and every decision agreed.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def verify(art: Artifact, name: str, cell, values: np.ndarray, *, min_steps: int
         active[i] = rs.alerts.active[0] == ts.alerts.active[0]
         raised[0] += int(rr.events[0] == 1)
         raised[1] += int(tr.events[0] == 1)
-    if t.precision in FORECAST_GATE:
+    if t.precision in FORECAST_GATE and getattr(cell, "arithmetic", "float32") != "float16":
         limit = FORECAST_GATE[t.precision]
         gate, passed = f"forecast max <= {limit:g}", bool(err.max() <= limit)
     else:

@@ -60,7 +60,8 @@ def describe(art: Artifact) -> str:
                          f"{100 * metrics['lsm']['rate']:.1f}% of neurons spike per step")
         if "gru" in metrics:
             g = metrics["gru"]
-            lines.append(f"  training    {g['epochs']} epochs, best {g['best_epoch']}, "
+            on = f" on {g['device']}" if "device" in g else ""  # older artifacts do not record it
+            lines.append(f"  training    {g['epochs']} epochs{on}, best {g['best_epoch']}, "
                          f"{metrics['train_seconds']:.1f} s in all")
     pr = m.get("pruning")
     if pr:

@@ -3,7 +3,8 @@
 A target is a file next to the artifact (model.onnx, model.int8.tflite, ...) holding the step
 graph with explicit state: inputs `x` and one state tensor per GRU layer (or the reservoir),
 outputs `y_hat` and `<state>_out`. `OnnxCell` and `LiteRTCell` wrap onnxruntime and ai-edge-litert
-(tflite-runtime as a fallback) so that they step exactly like the numpy reference cells:
+(tflite-runtime as a fallback), and `LiteRTGpuCell` LiteRT's GPU accelerator for the float TFLite
+targets, so that they step exactly like the numpy reference cells:
 `step(x float32[B, D], state float32[B, S]) -> (y_hat, state')`. They hold no per-stream state;
 int8 inputs and outputs are (de)quantized at the boundary with the scales the file declares.
 """
@@ -172,9 +173,93 @@ class LiteRTCell:
         return y, states[0] if len(states) == 1 else join_state(self.config, dict(zip(parts, states)))
 
 
-def open_target(path: str | Path, name: str, config: ModelConfig, **kw):
-    """The cell serving target `name` from its file `path`."""
+class LiteRTGpuCell:
+    """A float TFLite target on LiteRT's GPU accelerator (its CompiledModel API: WebGPU over Vulkan
+    on Linux, Metal on macOS, OpenCL on Android), the whole graph on the GPU or refused.
+
+    The GPU computes in float16 (`arithmetic`) unless `precision="float32"` (the float32 target)
+    makes it compute in float32. `accelerator="cpu"` runs the same API on the CPU, which the tests
+    use where there is no GPU.
+    """
+
+    def __init__(self, path: str | Path, config: ModelConfig, *, precision: str = "float16",
+                 accelerator: str = "gpu") -> None:
+        try:
+            from ai_edge_litert.compiled_model import CompiledModel
+            from ai_edge_litert.options import CpuOptions, GpuOptions, HardwareAccelerator, Options
+        except ImportError:
+            raise MissingDependencyError("serving a TFLite target on the GPU needs ai-edge-litert 2 or "
+                                         "later (its CompiledModel API): pip install 'ai-edge-litert>=2'") from None
+        accel = {"gpu": HardwareAccelerator.GPU, "cpu": HardwareAccelerator.CPU}[accelerator]
+        options = Options(accel, cpu_options=CpuOptions(num_threads=1),
+                          gpu_options=GpuOptions(enforce_f32=precision == "float32"))
+        try:
+            self.model = CompiledModel.from_file(str(path), options=options)
+        except Exception as e:  # the bindings raise RuntimeError or ValueError with LiteRT's status trace
+            why = " ".join(str(e).split())
+            raise ArtifactError(f"{path}: LiteRT's {accelerator.upper()} accelerator refused it (no GPU or "
+                                f"no Vulkan/OpenCL driver?): {why}") from None
+        if not self.model.is_fully_accelerated():
+            raise ArtifactError(f"{path}: not every op of it runs on LiteRT's {accelerator.upper()} accelerator")
+        self.config, self.input_size, self.state_size = config, config.input_size, config.state_size
+        self.arithmetic = "float32" if precision == "float32" or accelerator == "cpu" else "float16"
+        key = next(iter(self.model.get_signature_list()))
+        inputs = self.model.get_input_tensor_details(key)
+        outputs = self.model.get_output_tensor_details(key)
+        names = state_names(config)
+        missing = [n for n in (INPUT, *names) if n not in inputs]
+        missing += [n for n in (OUTPUT, *(f"{s}_out" for s in names)) if n not in outputs]
+        if missing:
+            raise ArtifactError(f"{path}: not an rnnedge step graph for this model (no tensor {missing[0]!r})")
+        if any(d["dtype"] != "float32" for d in (*inputs.values(), *outputs.values())):
+            raise ArtifactError(f"{path}: the GPU serves float targets (tflite, tflite-fp16), not int8 ones")
+        self._key, self._names = key, names
+        self._in_order = [inputs[n]["index"] for n in (INPUT, *names)]
+        self._out_names = list(self.model.get_signature_list()[key]["outputs"])
+        self._batch = None
+        self._resize(1)
+
+    def _resize(self, batch: int) -> None:
+        m, sig = self.model, self.model.get_signature_list()[self._key]
+        if self._batch is not None:
+            for name in sig["inputs"]:
+                width = m.get_input_tensor_details(self._key)[name]["shape"][1]
+                m.resize_input_tensor_by_name(self._key, name, [batch, width])
+        index = m.get_signature_index(self._key)
+        self._ins = m.create_input_buffers(index)
+        self._outs = m.create_output_buffers(index)
+        details = m.get_output_tensor_details(self._key)
+        self._out_shapes = [[batch, details[n]["shape"][1]] for n in self._out_names]
+        self._index, self._batch = index, batch
+
+    def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if x.shape[0] != self._batch:
+            self._resize(x.shape[0])
+        arrays = [x, *split_state(self.config, state).values()]
+        for i, a in zip(self._in_order, arrays):
+            self._ins[i].write(np.ascontiguousarray(a, np.float32))
+        self.model.run_by_index(self._index, self._ins, self._outs)
+        got = {n: buf.read(shape[0] * shape[1], np.float32).reshape(shape)
+               for n, buf, shape in zip(self._out_names, self._outs, self._out_shapes)}
+        return got[OUTPUT], join_state(self.config, {s: got[f"{s}_out"] for s in self._names})
+
+
+ACCELERATORS = ("cpu", "gpu")
+GPU_TARGETS = ("tflite", "tflite-fp16")  # what LiteRTGpuCell serves
+
+
+def open_target(path: str | Path, name: str, config: ModelConfig, *, accelerator: str = "cpu", **kw):
+    """The cell serving target `name` from its file `path`: on the CPU (onnxruntime, LiteRT's
+    interpreter with XNNPACK), or a float TFLite target on LiteRT's GPU accelerator."""
     t = target(name)
+    if accelerator not in ACCELERATORS:
+        raise ArtifactError(f"unknown accelerator {accelerator!r}; known: {', '.join(ACCELERATORS)}")
+    if accelerator == "gpu" and name not in GPU_TARGETS:
+        raise ArtifactError(f"target {name!r} has no GPU path here: the GPU serves tflite and tflite-fp16 "
+                            "(LiteRT's GPU accelerator); ONNX on a GPU needs onnxruntime-gpu, not a dependency")
     if not Path(path).is_file():
         raise ArtifactError(f"{path}: missing; run `rnnedge convert` for target {name!r}")
+    if accelerator == "gpu":
+        kw.pop("threads", None)  # the GPU runs the graph; no CPU threads to set
+        return LiteRTGpuCell(path, config, precision=t.precision, **kw)
     return (OnnxCell if t.format == "onnx" else LiteRTCell)(path, config, **kw)

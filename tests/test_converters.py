@@ -4,6 +4,7 @@ parity gates over long closed-loop streams, firmware profiles, budget checks and
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 
 import numpy as np
@@ -16,8 +17,8 @@ pytest.importorskip("ai_edge_quantizer")
 from converters import check, convert as conv, profiles  # noqa: E402
 from converters.verify import MIN_STEPS, verify  # noqa: E402
 from edge.bundle import BundleError, make_bundle, open_bundle  # noqa: E402
-from edge.errors import DigestMismatchError  # noqa: E402
-from edge.targets import TARGETS, open_target  # noqa: E402
+from edge.errors import ArtifactError, DigestMismatchError  # noqa: E402
+from edge.targets import GPU_TARGETS, TARGETS, LiteRTGpuCell, open_target  # noqa: E402
 
 from .conftest import sine_series  # noqa: E402
 
@@ -79,6 +80,56 @@ def test_int8_targets_share_one_scale_for_state_in_and_out(converted):
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     for name in [i.name for i in m.graph.input if i.name.startswith("state")]:
         assert float(inits[f"{name}_scale"]) == float(inits[f"{name}_out_scale"])
+
+
+@pytest.mark.parametrize("name", GPU_TARGETS)
+def test_the_gpu_path_steps_like_the_interpreter(converted, stream, name):
+    """LiteRTGpuCell drives LiteRT's CompiledModel API. On that API's CPU accelerator it steps
+    exactly like the interpreter, closed loop, through a batch resize and back."""
+    art, paths = converted
+    api = LiteRTGpuCell(paths[name], art.config, precision=TARGETS[name].precision, accelerator="cpu")
+    cell = open_target(paths[name], name, art.config)
+    z = art.normalizer.normalize(stream[:300])
+    for batch in (1, 4, 1):
+        x = np.repeat(z[:1], batch, axis=0)
+        state = np.zeros((batch, art.config.state_size), np.float32)
+        for t in range(100):
+            y, s = api.step(x, state)
+            y_ref, s_ref = cell.step(x, state)
+            np.testing.assert_allclose(y, y_ref, atol=1e-6, err_msg=f"B={batch}, step {t}")
+            np.testing.assert_allclose(s, s_ref, atol=1e-6, err_msg=f"B={batch}, step {t}")
+            x, state = np.repeat(z[t + 1:t + 2], batch, axis=0), s
+
+
+def test_the_gpu_serves_only_the_float_tflite_targets(converted):
+    art, paths = converted
+    for name in set(ALL) - set(GPU_TARGETS):
+        with pytest.raises(ArtifactError, match=f"target {name!r} has no GPU path"):
+            open_target(paths[name], name, art.config, accelerator="gpu")
+    with pytest.raises(ArtifactError, match="serves float targets"):
+        LiteRTGpuCell(paths["tflite-int8"], art.config, accelerator="cpu")
+
+
+@pytest.mark.skipif(os.environ.get("RNNEDGE_TEST_GPU") != "1",
+                    reason="set RNNEDGE_TEST_GPU=1 where LiteRT sees a GPU (Vulkan on Linux)")
+@pytest.mark.parametrize("name", GPU_TARGETS)
+def test_float_tflite_targets_pass_their_gates_on_the_gpu(converted, stream, name):
+    """float32 computes in float32 there and meets its 1e-5; float16 computes in float16 and is
+    held to its decisions."""
+    art, paths = converted
+    p = verify(art, name, open_target(paths[name], name, art.config, accelerator="gpu"), stream)
+    assert p.passed, p
+    assert p.gate.startswith("forecast max <= 1e-05" if name == "tflite" else "decisions agree")
+
+
+def test_a_target_computed_in_float16_is_held_to_its_decisions(converted, stream):
+    art, paths = converted
+    cell = LiteRTGpuCell(paths["tflite-fp16"], art.config, precision="float16", accelerator="cpu")
+    assert cell.arithmetic == "float32"  # float16 weights, float32 arithmetic on the CPU
+    assert verify(art, "tflite-fp16", cell, stream).gate == "forecast max <= 0.01"
+    cell.arithmetic = "float16"  # what the GPU accelerator declares
+    p = verify(art, "tflite-fp16", cell, stream)
+    assert p.gate == "decisions agree >= 99%" and p.passed, p
 
 
 @pytest.mark.parametrize("name", ["onnx", "tflite", "tflite-int8"])

@@ -1,10 +1,13 @@
 """Training: deterministic, honest splits, ESN ridge selection, pruning and int8 figures recorded."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from edge.artifact import load_artifact
 from edge.data import read_csv
+from edge.errors import ConfigError
 from edge.gru import GRUCell
 from edge.specs import ESNConfig, GRUConfig
 from trainer.config import GRUTrainConfig, PruneConfig, TrainConfig
@@ -126,3 +129,49 @@ def test_int8_esn_error_close_to_float(tmp_path):
     m = art.manifest["metrics"]
     assert m["int8_rmse"] <= 1.25 * m["float_rmse"] + 0.02
     assert m["float_rmse"] < m["persistence_rmse"]
+
+
+def _gru_on(device: str, series, out: Path, prune: PruneConfig = PruneConfig()):
+    cfg = TrainConfig(model=GRUConfig(hidden=16), gru=GRUTrainConfig(epochs=6, window=32, lanes=8, device=device),
+                      prune=prune, int8=True)
+    return load_artifact(train(series, cfg, out))
+
+
+def test_training_on_cuda_is_refused_with_the_reason_where_torch_sees_no_gpu(tmp_path, sine_csv):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match=r"--device cuda: .*(no CUDA|sees no CUDA device).*--device cpu"):
+        _gru_on("cuda", read_csv(sine_csv), tmp_path / "m")
+    assert not (tmp_path / "m").exists()  # refused before anything was written
+    # auto falls back to the CPU and trains exactly what cpu trains
+    a = _gru_on("auto", read_csv(sine_csv), tmp_path / "auto")
+    b = _gru_on("cpu", read_csv(sine_csv), tmp_path / "cpu")
+    for name in b.weights:
+        np.testing.assert_array_equal(a.weights[name], b.weights[name], err_msg=name)
+    assert a.manifest["provenance"]["train_config"]["gru"]["device"] == "auto"
+    assert a.manifest["metrics"]["gru"]["device"] == "cpu"  # where it really trained
+
+
+def test_an_unknown_training_device_is_refused():
+    with pytest.raises(ConfigError, match="'device' parameter of GRUTrainConfig"):
+        GRUTrainConfig(device="tpu")
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_gru_trains_on_cuda_reproducibly_and_close_to_the_cpu(tmp_path):
+    """On a GPU: the same seed trains the same weights twice, pruning and int8 work there, and the
+    model forecasts as well as the one trained on the CPU (rounding differs, so not bit-equal)."""
+    series = read_csv(DAILY).head(1500)
+    prune = PruneConfig(sparsity=0.5, units=0.25, steps=2, finetune_epochs=2)
+    a = _gru_on("cuda", series, tmp_path / "a", prune)
+    b = _gru_on("cuda", series, tmp_path / "b", prune)
+    cpu = _gru_on("cpu", series, tmp_path / "cpu", prune)
+    for name in a.weights:
+        np.testing.assert_array_equal(a.weights[name], b.weights[name], err_msg=name)
+    assert a.config.hidden == cpu.config.hidden == 12
+    assert abs(a.manifest["pruning"]["overall"] - 0.5) <= 0.01
+    ma, mc = a.manifest["metrics"], cpu.manifest["metrics"]
+    assert ma["gru"]["device"].startswith("cuda (") and mc["gru"]["device"] == "cpu"
+    assert ma["float_rmse"] <= 1.1 * mc["float_rmse"] + 0.01
+    assert ma["int8_rmse"] <= 1.25 * ma["float_rmse"] + 0.02

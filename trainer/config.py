@@ -13,7 +13,12 @@ from edge.validation import check_choice, check_float, check_int
 @dataclass(frozen=True)
 class GRUTrainConfig:
     """Truncated BPTT with Adam: `lanes` contiguous slices of the series stepped in parallel, in
-    windows of `window` steps with the hidden state carried (detached) from window to window."""
+    windows of `window` steps with the hidden state carried (detached) from window to window.
+
+    `device` is where torch trains: "auto" (CUDA when torch sees a GPU, else the CPU), "cpu", or
+    "cuda" (the current CUDA device, refused where there is none). Either way the model exports the
+    same float32 numpy weights and each device is deterministic; only the rounding of the training
+    arithmetic differs between devices, so one seed gives close but not identical models."""
 
     epochs: int = 150
     lr: float = 3e-3
@@ -21,8 +26,10 @@ class GRUTrainConfig:
     lanes: int = 16
     clip: float = 1.0
     patience: int = 12
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_choice("GRUTrainConfig", "device", self.device, ("cpu", "cuda", "auto"))
         check_int("GRUTrainConfig", "epochs", self.epochs, 1, 100_000)
         check_float("GRUTrainConfig", "lr", self.lr, 0.0, 1.0, lo_open=True)
         check_int("GRUTrainConfig", "window", self.window, 2, 100_000)

@@ -7,6 +7,7 @@ numpy reference (`weight_ih_l0`, ..., `readout.weight`), so `weights()` loads th
 from __future__ import annotations
 
 import copy
+import os
 from contextlib import contextmanager
 from typing import Iterator, Mapping
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge.errors import ConfigError
 from edge.specs import GRUConfig
 
 from .config import GRUTrainConfig
@@ -63,21 +65,36 @@ def seeded(seed: int) -> Iterator[None]:
             torch.use_deterministic_algorithms(was)
 
 
+def train_device(name: str) -> torch.device:
+    """The torch device that `GRUTrainConfig.device` names; refuses "cuda" where torch sees none."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "torch sees no CUDA device"
+        raise ConfigError(f"--device cuda: {why} (torch {torch.__version__}); train with --device cpu, "
+                          "or auto to use a GPU only where there is one")
+    # Deterministic cuBLAS (seeded() asks for deterministic algorithms) needs a fixed workspace; cuBLAS
+    # reads it when its first handle is made, so a process that used cuBLAS before may not be bit-exact.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return torch.device("cuda")
+
+
 def forecast_mse(model: TorchGRU, z: np.ndarray, start: int) -> float:
     """Closed-loop (state fed back from the zero state) one-step MSE on targets z[start:]."""
+    device = next(model.parameters()).device
     with torch.no_grad():
-        y, _ = model(torch.from_numpy(z[None, :-1]))
-        err = y[0, start - 1:] - torch.from_numpy(z[start:])
+        y, _ = model(torch.from_numpy(z[None, :-1]).to(device))
+        err = y[0, start - 1:] - torch.from_numpy(z[start:]).to(device)
     return float((err ** 2).mean())
 
 
-def _lanes(z: np.ndarray, cfg: GRUTrainConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _lanes(z: np.ndarray, cfg: GRUTrainConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Cut the fit series into contiguous lanes: inputs and targets [lanes, m, D], and the window."""
     n = len(z) - 1
     lanes = max(1, min(cfg.lanes, n // cfg.window))
     m = n // lanes
-    x = torch.from_numpy(np.ascontiguousarray(z[:lanes * m].reshape(lanes, m, -1)))
-    y = torch.from_numpy(np.ascontiguousarray(z[1:lanes * m + 1].reshape(lanes, m, -1)))
+    x = torch.from_numpy(np.ascontiguousarray(z[:lanes * m].reshape(lanes, m, -1))).to(device)
+    y = torch.from_numpy(np.ascontiguousarray(z[1:lanes * m + 1].reshape(lanes, m, -1))).to(device)
     return x, y, min(cfg.window, m)
 
 
@@ -85,10 +102,13 @@ def fit_gru(model: TorchGRU, z: np.ndarray, n_fit: int, cfg: GRUTrainConfig, *, 
             masks: Mapping[str, torch.Tensor] | None = None, desc: str = "train gru") -> dict:
     """Train in place on z[:n_fit] (normalised, float32[n, D]); early-stop on the held-out z[n_fit:].
 
-    `masks` (parameter name -> 0/1 tensor) are held during training: pruned weights stay zero.
-    Leaves the model at its best held-out epoch; returns {"epochs", "best_epoch", "val_mse"}.
+    The model moves to `cfg.device` and stays there. `masks` (parameter name -> 0/1 tensor on that
+    device) are held during training: pruned weights stay zero.
+    Leaves the model at its best held-out epoch; returns {"epochs", "best_epoch", "val_mse", "device"}.
     """
-    x, y, window = _lanes(z[:n_fit], cfg)
+    device = train_device(cfg.device)
+    model.to(device)
+    x, y, window = _lanes(z[:n_fit], cfg, device)
     params = dict(model.named_parameters())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     best = (forecast_mse(model, z, n_fit), 0, copy.deepcopy(model.state_dict()))
@@ -118,4 +138,5 @@ def fit_gru(model: TorchGRU, z: np.ndarray, n_fit: int, cfg: GRUTrainConfig, *, 
             break
     bar.close()
     model.load_state_dict(best[2])
-    return {"epochs": epoch, "best_epoch": best[1], "val_mse": best[0]}
+    where = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
+    return {"epochs": epoch, "best_epoch": best[1], "val_mse": best[0], "device": where}

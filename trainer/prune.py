@@ -35,7 +35,7 @@ def magnitude_masks(model: TorchGRU, sparsity: float) -> dict[str, torch.Tensor]
     for name in prunable(model.config):
         p = params[_param_name(name)].detach()
         k = int(round(sparsity * p.numel()))
-        mask = torch.ones(p.numel(), dtype=p.dtype)
+        mask = torch.ones(p.numel(), dtype=p.dtype, device=p.device)
         mask[torch.argsort(p.abs().flatten(), stable=True)[:k]] = 0
         masks[_param_name(name)] = mask.reshape(p.shape)
     return masks

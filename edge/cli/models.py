@@ -26,7 +26,8 @@ def _train_config(args, d: int):
                           input_scaling=args.input_scaling, density=args.density,
                           bias_scaling=args.bias_scaling, seed=args.seed)
     cfg = TrainConfig(model=model,
-                      gru=GRUTrainConfig(epochs=args.epochs, lr=args.lr, window=args.window, patience=args.patience),
+                      gru=GRUTrainConfig(epochs=args.epochs, lr=args.lr, window=args.window, patience=args.patience,
+                                          device=args.device),
                       prune=PruneConfig(sparsity=args.prune, units=args.prune_units, steps=args.prune_steps,
                                         finetune_epochs=args.finetune_epochs),
                       int8=args.int8, seed=args.seed, val_fraction=args.val_fraction, washout=args.washout,

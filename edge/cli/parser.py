@@ -50,6 +50,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 3e-3)")
     g.add_argument("--window", type=int, default=64, help="truncated-BPTT window (default: 64)")
     g.add_argument("--patience", type=int, default=12, help="early-stopping patience in epochs (default: 12)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where torch trains: auto (default: CUDA where torch sees a GPU, else the CPU), cpu, "
+                        "or cuda (refused without a GPU). See README, training on a GPU")
     g.add_argument("--prune", type=float, default=0.0, metavar="S", help="target sparsity per matrix, 0-0.99")
     g.add_argument("--prune-units", type=float, default=0.0, metavar="F",
                    help="fraction of hidden units to remove (structured)")
@@ -185,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("convert", formatter_class=fmt, help="emit ONNX/TFLite targets, verify them, check a profile",
                        description="Write the step graph as ONNX and TFLite targets next to the model, prove each "
                                    "one against the numpy reference over a long closed-loop stream (float32 to "
-                                   "1e-5, float16 to 1e-2, int8 alert decisions on >= 99%% of steps), measure "
+                                   "1e-5, float16 to 1e-2, int8 alert decisions on >= 99% of steps), measure "
                                    "size, memory and step time, and with --profile check them against a device. "
                                    "Fails when a target misses its gate or the device's budget.",
                        epilog=_examples(
@@ -205,9 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "reference over a recorded stream, state fed back, and report forecast error, "
                                    "state drift and alert agreement. Exit 1 when a target misses its gate.",
                        epilog=_examples("rnnedge verify models/taxi-gru --data data.csv",
-                                        "rnnedge verify models/taxi-gru --targets tflite-int8"))
+                                        "rnnedge verify models/taxi-gru --targets tflite-int8",
+                                        "rnnedge verify models/taxi-gru --accelerator gpu"))
     p.add_argument("model", help="model directory")
-    p.add_argument("--targets", metavar="A,B", help="targets to verify (default: every converted one)")
+    p.add_argument("--targets", metavar="A,B", help="targets to verify (default: every converted one; with "
+                                                    "--accelerator gpu, every converted float TFLite one)")
+    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",
+                   help="run the targets on the CPU (default), or the float TFLite targets on LiteRT's GPU "
+                        "accelerator (WebGPU over Vulkan on Linux; needs ai-edge-litert 2 and a GPU driver)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     _verify_data_args(p)
     p.set_defaults(func=cmd_verify)

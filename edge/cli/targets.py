@@ -134,20 +134,23 @@ def cmd_convert(args) -> int:
 
 def cmd_verify(args) -> int:
     from ..artifact import load_artifact
-    from ..targets import TARGETS, open_target
-    _host("verify")
+    from ..targets import GPU_TARGETS, TARGETS, open_target
     from converters.verify import table, verify
     art = load_artifact(args.model)
     names = _target_list(args.targets, art, None)
+    if args.accelerator == "gpu" and not args.targets:
+        names = [n for n in names if n in GPU_TARGETS]
     present = [n for n in names if (art.path / TARGETS[n].file).is_file()]
     if not present:
         raise RnnEdgeError(f"{art.path}: no converted targets among {names}; run `rnnedge convert` first")
     values, source = _stream(args, art)
-    results = [verify(art, n, open_target(art.path / TARGETS[n].file, n, art.config), values) for n in present]
+    results = [verify(art, n, open_target(art.path / TARGETS[n].file, n, art.config, accelerator=args.accelerator),
+                      values) for n in present]
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+        print(json.dumps([{**r.to_dict(), "accelerator": args.accelerator} for r in results], indent=2))
     else:
-        print(f"model {art.model_id} ({art.config.kind}); verified on {source}")
+        on = "LiteRT's GPU accelerator" if args.accelerator == "gpu" else "the CPU"
+        print(f"model {art.model_id} ({art.config.kind}); verified on {source}, targets run on {on}")
         print(table(results))
     return 0 if all(r.passed for r in results) else 1
 
