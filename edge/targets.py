@@ -78,6 +78,17 @@ def join_state(config: ModelConfig, parts: Mapping[str, np.ndarray]) -> np.ndarr
     return parts[names[0]] if len(names) == 1 else np.concatenate([parts[n] for n in names], axis=1)
 
 
+def step_tensors(path: str | Path, config: ModelConfig, inputs, outputs) -> tuple[list[str], list[str]]:
+    """The graph's input and output tensor names in step order, (x, states...) and (y_hat,
+    states_out...); refuses a file that lacks one of them."""
+    names = state_names(config)
+    ins, outs = [INPUT, *names], [OUTPUT, *(f"{s}_out" for s in names)]
+    missing = [n for n in ins if n not in inputs] + [n for n in outs if n not in outputs]
+    if missing:
+        raise ArtifactError(f"{path}: not an rnnedge step graph for this model (no tensor {missing[0]!r})")
+    return ins, outs
+
+
 class OnnxCell:
     """A target served by onnxruntime (CPU unless `providers` says otherwise)."""
 
@@ -124,12 +135,9 @@ class LiteRTCell:
         it = self.interpreter
         inputs = {d["name"]: d for d in it.get_input_details()}
         outputs = {d["name"]: d for d in it.get_output_details()}
-        missing = [n for n in (INPUT, *state_names(config)) if n not in inputs]
-        missing += [n for n in (OUTPUT, *(f"{s}_out" for s in state_names(config))) if n not in outputs]
-        if missing:
-            raise ArtifactError(f"{path}: not an rnnedge step graph for this model (no tensor {missing[0]!r})")
-        self._in = [inputs[n] for n in (INPUT, *state_names(config))]
-        self._out = [outputs[n] for n in (OUTPUT, *(f"{s}_out" for s in state_names(config)))]
+        ins, outs = step_tensors(path, config, inputs, outputs)
+        self._in = [inputs[n] for n in ins]
+        self._out = [outputs[n] for n in outs]
         # float32 tensors and one state tensor: step sets and reads the tensors directly
         self._plain = len(self._in) == 2 and all(d["dtype"] == np.float32 for d in (*self._in, *self._out))
         self._resize(1)
@@ -182,8 +190,7 @@ class LiteRTGpuCell:
     use where there is no GPU.
     """
 
-    def __init__(self, path: str | Path, config: ModelConfig, *, precision: str = "float16",
-                 accelerator: str = "gpu") -> None:
+    def __init__(self, path: str | Path, config: ModelConfig, *, precision: str, accelerator: str = "gpu") -> None:
         try:
             from ai_edge_litert.compiled_model import CompiledModel
             from ai_edge_litert.options import CpuOptions, GpuOptions, HardwareAccelerator, Options
@@ -206,25 +213,20 @@ class LiteRTGpuCell:
         key = next(iter(self.model.get_signature_list()))
         inputs = self.model.get_input_tensor_details(key)
         outputs = self.model.get_output_tensor_details(key)
-        names = state_names(config)
-        missing = [n for n in (INPUT, *names) if n not in inputs]
-        missing += [n for n in (OUTPUT, *(f"{s}_out" for s in names)) if n not in outputs]
-        if missing:
-            raise ArtifactError(f"{path}: not an rnnedge step graph for this model (no tensor {missing[0]!r})")
+        ins, _ = step_tensors(path, config, inputs, outputs)
         if any(d["dtype"] != "float32" for d in (*inputs.values(), *outputs.values())):
             raise ArtifactError(f"{path}: the GPU serves float targets (tflite, tflite-fp16), not int8 ones")
-        self._key, self._names = key, names
-        self._in_order = [inputs[n]["index"] for n in (INPUT, *names)]
+        self._key, self._names = key, state_names(config)
+        self._in_order = [inputs[n]["index"] for n in ins]
         self._out_names = list(self.model.get_signature_list()[key]["outputs"])
         self._batch = None
         self._resize(1)
 
     def _resize(self, batch: int) -> None:
-        m, sig = self.model, self.model.get_signature_list()[self._key]
+        m = self.model
         if self._batch is not None:
-            for name in sig["inputs"]:
-                width = m.get_input_tensor_details(self._key)[name]["shape"][1]
-                m.resize_input_tensor_by_name(self._key, name, [batch, width])
+            for name, d in m.get_input_tensor_details(self._key).items():
+                m.resize_input_tensor_by_name(self._key, name, [batch, d["shape"][1]])
         index = m.get_signature_index(self._key)
         self._ins = m.create_input_buffers(index)
         self._outs = m.create_output_buffers(index)

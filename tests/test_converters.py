@@ -107,7 +107,20 @@ def test_the_gpu_serves_only_the_float_tflite_targets(converted):
         with pytest.raises(ArtifactError, match=f"target {name!r} has no GPU path"):
             open_target(paths[name], name, art.config, accelerator="gpu")
     with pytest.raises(ArtifactError, match="serves float targets"):
-        LiteRTGpuCell(paths["tflite-int8"], art.config, accelerator="cpu")
+        LiteRTGpuCell(paths["tflite-int8"], art.config, precision="int8", accelerator="cpu")
+
+
+def test_a_graph_without_the_models_tensors_is_refused_by_name(converted):
+    """A file that is not this model's step graph (here: two state tensors expected, one present)."""
+    from edge.specs import GRUConfig
+    art, paths = converted
+    other = GRUConfig(input_size=art.config.input_size, hidden=8, layers=2)
+    if art.config == other:
+        pytest.skip("the model is that configuration")
+    for make in (lambda p: open_target(p, "tflite", other),
+                 lambda p: LiteRTGpuCell(p, other, precision="float32", accelerator="cpu")):
+        with pytest.raises(ArtifactError, match="not an rnnedge step graph for this model"):
+            make(paths["tflite"])
 
 
 @pytest.mark.skipif(os.environ.get("RNNEDGE_TEST_GPU") != "1",
