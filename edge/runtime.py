@@ -142,7 +142,7 @@ class Runtime:
         self.fatal: str | None = None
         self.last_reason: str | None = None
         self._streams: dict[str, str] = {}
-        self.outbox = Outbox()      # alerts, Home Assistant states and the status, not acknowledged yet
+        self.outbox = Outbox()      # alerts, dead letters, Home Assistant states and the status, not acknowledged yet
         self._resend: list[dict] = []  # such alerts from the checkpoint, sent on the first connect
         self._announced: set[str] = set()
         self._started = time.monotonic()
@@ -279,7 +279,7 @@ class Runtime:
         except UnicodeDecodeError:
             doc["payload_base64"] = base64.b64encode(payload).decode()
         log.debug("dead letter from %s: %s", topic, reason)
-        self.client.publish(self.config.dead_letters, json.dumps(doc), qos=1)
+        self.outbox.publish(self.client, self.config.dead_letters, json.dumps(doc))
 
     def handle(self, batch: list[tuple[str, bytes, float]]) -> None:
         """Decode, step and publish one batch of (topic, payload, arrival monotonic time)."""

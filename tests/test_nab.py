@@ -56,9 +56,12 @@ def test_null_and_perfect_detectors_score_0_and_100(corpus):
         for w in np.unique(lab.window[lab.scored & (lab.window >= 0)]):
             s[np.flatnonzero(lab.scored & (lab.window == w))[0]] = 1.0  # the first scored record of each window
         perfect[n] = s
-    for profile in PROFILES:
-        assert normalise(corpus, sweep(corpus, null, profile)[1], profile) == pytest.approx(0.0)
-        assert normalise(corpus, sweep(corpus, perfect, profile)[1], profile) == pytest.approx(100.0, abs=0.5)
+    half = corpus.subset(corpus.names[1::2][::-1])  # in corpus order, normalised by its own windows
+    assert half.names == corpus.names[1::2] and half.windows() < corpus.windows()
+    for c in (corpus, half):
+        for profile in PROFILES:
+            assert normalise(c, sweep(c, null, profile)[1], profile) == pytest.approx(0.0)
+            assert normalise(c, sweep(c, perfect, profile)[1], profile) == pytest.approx(100.0, abs=0.5)
 
 
 def test_window_weights():

@@ -144,8 +144,10 @@ def test_training_on_cuda_is_refused_with_the_reason_where_torch_sees_no_gpu(tmp
     with pytest.raises(ConfigError, match=r"--device cuda: .*(no CUDA|sees no CUDA device).*--device cpu"):
         _gru_on("cuda", read_csv(sine_csv), tmp_path / "m")
     assert not (tmp_path / "m").exists()  # refused before anything was written
-    # auto falls back to the CPU and trains exactly what cpu trains
+    # auto falls back to the CPU and trains exactly what cpu trains, leaving the caller's RNG alone
+    rng = torch.get_rng_state()
     a = _gru_on("auto", read_csv(sine_csv), tmp_path / "auto")
+    assert torch.equal(torch.get_rng_state(), rng)
     b = _gru_on("cpu", read_csv(sine_csv), tmp_path / "cpu")
     for name in b.weights:
         np.testing.assert_array_equal(a.weights[name], b.weights[name], err_msg=name)
@@ -160,11 +162,15 @@ def test_an_unknown_training_device_is_refused():
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
 def test_gru_trains_on_cuda_reproducibly_and_close_to_the_cpu(tmp_path):
-    """On a GPU: the same seed trains the same weights twice, pruning and int8 work there, and the
-    model forecasts as well as the one trained on the CPU (rounding differs, so not bit-equal)."""
+    """On a GPU: the same seed trains the same weights twice, pruning and int8 work there, the
+    caller's CUDA generator is left as it was, and the model forecasts as well as the one trained on
+    the CPU (rounding differs, so not bit-equal)."""
+    import torch
     series = read_csv(DAILY).head(1500)
     prune = PruneConfig(sparsity=0.5, units=0.25, steps=2, finetune_epochs=2)
+    rng = torch.cuda.get_rng_state()
     a = _gru_on("cuda", series, tmp_path / "a", prune)
+    assert torch.equal(torch.cuda.get_rng_state(), rng)
     b = _gru_on("cuda", series, tmp_path / "b", prune)
     cpu = _gru_on("cpu", series, tmp_path / "cpu", prune)
     for name in a.weights:

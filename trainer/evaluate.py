@@ -104,8 +104,7 @@ def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend
     if not names:
         raise DataError(f"no NAB file matches {only}")
     if only:
-        corpus = nab.Corpus(corpus.root, names, {n: corpus.labels[n] for n in names},
-                            {n: corpus.timestamps[n] for n in names})
+        corpus = corpus.subset(names)
     det = detector_name(cfg, backend)
     out = Path(out)
     results: dict[str, np.ndarray] = {}

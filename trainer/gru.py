@@ -53,10 +53,13 @@ class TorchGRU(nn.Module):
 
 
 @contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch for a block without disturbing the caller's RNG or determinism settings."""
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
+    """Seed torch for a block without disturbing the caller's RNG or determinism settings: the CPU
+    generator's and, training on a CUDA `device`, that device's (torch.manual_seed reseeds both)."""
     was = torch.are_deterministic_algorithms_enabled()
-    with torch.random.fork_rng(devices=[]):
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
         try:

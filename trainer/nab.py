@@ -137,6 +137,11 @@ class Corpus:
     def windows(self) -> int:
         return sum(lab.windows for lab in self.labels.values())
 
+    def subset(self, names: list[str]) -> "Corpus":
+        """These files alone, in corpus order: normalised against their own windows."""
+        keep = [n for n in self.names if n in set(names)]
+        return Corpus(self.root, keep, {n: self.labels[n] for n in keep}, {n: self.timestamps[n] for n in keep})
+
 
 @dataclass(frozen=True)
 class FileScore:

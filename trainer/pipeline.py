@@ -143,10 +143,10 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
 
 
 def _train_gru(model_cfg: GRUConfig, z: np.ndarray, n_fit: int, cfg: TrainConfig):
-    from .gru import TorchGRU, fit_gru, seeded
+    from .gru import TorchGRU, fit_gru, seeded, train_device
     from .prune import prune_gru
 
-    with seeded(cfg.seed):
+    with seeded(cfg.seed, train_device(cfg.gru.device)):
         model = TorchGRU(model_cfg)
         t0 = time.perf_counter()
         report = fit_gru(model, z, n_fit, cfg.gru)
