@@ -7,7 +7,8 @@ only, score the rest online through the runtime's detector, one corpus-wide thre
 profile). The ESN also runs at 100 units, the size pruning half its reservoir would reach (as
 well as pruning does: bench/esn_prune.py), and at reservoir seeds 0-2: the seed alone moves its
 score by a point or more, so the table ends with their mean and range. --quick runs the ESN rows
-only. Prints a Markdown table.
+only. The int8 ESN also runs as a device runs it: each file's model converted to the full-integer
+TFLite target and stepped in LiteRT (`--backend tflite`), at the same seeds. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from trainer.evaluate import evaluate_nab  # noqa: E402
 SEEDS = (0, 1, 2)  # reservoir seeds of the ESN rows
 # Standard-profile scores from NAB's scoreboard; the other profiles only where we hold the result
 # files (Numenta HTM, data/nab/reference, reproduced by tests/test_nab.py).
+LITERT = "ESN 200 int8 target in LiteRT"
 PUBLISHED = [("ARTime", 74.9, None, None), ("Numenta HTM", 70.1, 63.1, 74.3), ("CAD OSE", 69.9, None, None),
              ("KNN CAD", 58.0, None, None), ("Random", 16.8, None, None), ("Null", 0.0, 0.0, 0.0)]
 
@@ -54,6 +56,9 @@ def main() -> None:
     # the spread that comes from the random reservoir alone
     runs += [(f"ESN 200 {p}, reservoir seed {k}", TrainConfig(model=replace(esn, seed=k), int8=p == "int8"))
              for p in ("float32", "int8") for k in SEEDS[1:]]
+    # the device's view: each file's model converted to the full-integer TFLite target, stepped in LiteRT
+    runs += [(f"{LITERT}, reservoir seed {k}" if k else LITERT, TrainConfig(model=replace(esn, seed=k), int8=True),
+              "tflite") for k in SEEDS]
     if not args.quick:
         g = GRUTrainConfig(epochs=60, patience=8)
         runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)),
@@ -67,16 +72,17 @@ def main() -> None:
     scores = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
-        for label, cfg in runs:
-            r = evaluate_nab(ROOT / "data" / "nab", cfg, out / label.replace(" ", "_"))
+        for label, cfg, *backend in runs:
+            r = evaluate_nab(ROOT / "data" / "nab", cfg, out / label.replace(" ", "_").replace(",", ""),
+                             backend=backend[0] if backend else "numpy")
             n = r.normalised
             scores[label] = [n["standard"], n["reward_low_FP_rate"], n["reward_low_FN_rate"], r.alerts["standard"]]
             print(f"| rnnedge {label} (ours, strictly online) | {n['standard']:.1f} | {n['reward_low_FP_rate']:.1f} | "
                   f"{n['reward_low_FN_rate']:.1f} | {r.alerts['standard']:.1f} | {r.seconds:.0f} s |", flush=True)
-    for p in ("float32", "int8"):  # seed 0 is the plain row
-        rows = np.array([scores[f"ESN 200 {p}"]] + [scores[f"ESN 200 {p}, reservoir seed {k}"] for k in SEEDS[1:]])
+    for name in ("ESN 200 float32", "ESN 200 int8", LITERT):  # seed 0 is the plain row
+        rows = np.array([scores[name]] + [scores[f"{name}, reservoir seed {k}"] for k in SEEDS[1:]])
         cells = " | ".join(f"{m:.1f} ({lo:.1f}-{hi:.1f})" for m, lo, hi in zip(rows.mean(0), rows.min(0), rows.max(0)))
-        print(f"| rnnedge ESN 200 {p}, mean (min-max) over reservoir seeds {SEEDS[0]}-{SEEDS[-1]} | {cells} | |")
+        print(f"| rnnedge {name}, mean (min-max) over reservoir seeds {SEEDS[0]}-{SEEDS[-1]} | {cells} | |")
     for name, *published in PUBLISHED:
         print(f"| {name} (published) | " + " | ".join("—" if v is None else f"{v:.1f}" for v in published) + " | | |")
 
