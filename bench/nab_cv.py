@@ -206,8 +206,10 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
         RECORDINGS.clear()
-        with tempfile.TemporaryDirectory(prefix="rnnedge-nabcv-") as tmp, mp.get_context("fork").Pool(args.workers) as pool:
-            jobs = [(n, TrainConfig(model=ESNConfig(input_size=1, seed=seed), int8=not args.float32, calibrate_on=c), tmp)
+        model = ESNConfig(input_size=1, seed=seed)
+        with tempfile.TemporaryDirectory(prefix="rnnedge-nabcv-") as tmp, \
+                mp.get_context("fork").Pool(args.workers) as pool:
+            jobs = [(n, TrainConfig(model=model, int8=not args.float32, calibrate_on=c), tmp)
                     for c in GRID["calibrate_on"] for n in CORPUS.names]
             for key, rec, reference in pool.imap_unordered(record, jobs):
                 RECORDINGS[key] = rec

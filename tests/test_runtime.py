@@ -215,6 +215,15 @@ def test_malformed_payloads_are_dead_lettered_and_processing_goes_on(broker, col
     assert r.counters["dead_lettered"] == len(bad) and r.counters["samples"] == good + 1
 
 
+def test_a_dead_letter_waits_in_the_outbox_behind_a_dropped_connection(taxi_model):
+    """Dead letters take the outbox's path, as alerts do: after a drop they are held, in order,
+    until the resends are acknowledged, and counted as unacknowledged."""
+    rt = Runtime(load(taxi_model), BrokerConfig.from_url("mqtt://127.0.0.1:1"), RuntimeConfig(client_id="rt-dl"))
+    rt.outbox.dropped()
+    rt.handle([("sensors/d1/x", b"garbage", time.monotonic())])
+    assert rt.counters["dead_lettered"] == 1 and rt.outbox.holding and len(rt.outbox) == 1
+
+
 @pytest.mark.slow
 def test_broker_restarted_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
     """Stop the broker (SIGTERM: it saves its store) halfway through a QoS 1 replay and restart it on

@@ -139,7 +139,8 @@ class Corpus:
 
     def subset(self, names: list[str]) -> "Corpus":
         """These files alone, in corpus order: normalised against their own windows."""
-        keep = [n for n in self.names if n in set(names)]
+        wanted = set(names)
+        keep = [n for n in self.names if n in wanted]
         return Corpus(self.root, keep, {n: self.labels[n] for n in keep}, {n: self.timestamps[n] for n in keep})
 
 
