@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..scoring import Adaptive
+from ..targets import ACCELERATORS
 from .models import cmd_detect, cmd_evaluate_csv, cmd_evaluate_nab, cmd_info, cmd_train
 from .serve import cmd_replay, cmd_run
 from .targets import cmd_convert, cmd_deploy, cmd_profiles, cmd_verify
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory")
     p.add_argument("--targets", metavar="A,B", help="targets to verify (default: every converted one; with "
                                                     "--accelerator gpu, every converted float TFLite one)")
-    p.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu",
+    p.add_argument("--accelerator", choices=ACCELERATORS, default="cpu",
                    help="run the targets on the CPU (default), or the float TFLite targets on LiteRT's GPU "
                         "accelerator (WebGPU over Vulkan on Linux; needs ai-edge-litert 2 and a GPU driver)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
