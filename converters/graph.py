@@ -16,6 +16,7 @@ from typing import Generic, Mapping, Protocol, TypeVar
 
 import numpy as np
 
+from edge.esn import KEEP, NEW, PREACT, TANH
 from edge.specs import ESNConfig, GRUConfig, ModelConfig
 from edge.targets import INPUT, OUTPUT, state_names, state_widths
 
@@ -34,6 +35,7 @@ class Builder(Protocol, Generic[T]):
     def scale(self, a: T, c: float) -> T: ...  # a * c
     def sigmoid(self, a: T) -> T: ...
     def tanh(self, a: T) -> T: ...
+    def label(self, t: T, name: str) -> T: ...  # name the tensor t (its int8 grid is pinned by name)
 
 
 def build(config: ModelConfig, weights: Mapping[str, np.ndarray], g: Builder) -> None:
@@ -65,7 +67,8 @@ def _gru(c: GRUConfig, w: dict, g: Builder, x, states: list):
 
 def _esn(c: ESNConfig, w: dict, g: Builder, x, states: list):
     (s,) = states
-    pre = g.add(g.fc(x, w["w_in"], w["bias"]), g.fc(s, w["w"], None))
+    pre = g.label(g.add(g.fc(x, w["w_in"], w["bias"]), g.fc(s, w["w"], None)), PREACT)
     a = np.float32(c.leak)  # the reference computes 1 - a in float32 too
-    new = g.add(g.scale(s, float(np.float32(1.0) - a)), g.scale(g.tanh(pre), float(a)))
+    th = g.label(g.tanh(pre), TANH)
+    new = g.add(g.label(g.scale(s, float(np.float32(1.0) - a)), KEEP), g.label(g.scale(th, float(a)), NEW))
     return new, [new]

@@ -11,7 +11,8 @@ The int8 model is per-channel symmetric int8 weights and symmetric int8 activati
 calibrated (MinMax) on the artifact's representative samples fed as one whole batch, so the
 ranges cover every sample rather than a running average. The state input and each state output
 are pinned to the artifact's one state scale, so the state fed back lies on the grid the next step
-quantizes it to, as in the numpy int8 reference.
+quantizes it to, as in the numpy int8 reference, and the tensors the graph names on the reference
+cell's grids (`grids()`: an ESN's pre-activation, tanh and leaky-update terms).
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ class _OnnxBuilder:
     def scale(self, a: str, c: float) -> str:
         return self._op("Mul", a, self._const(np.array(c, np.float32), "scale"))
 
+    def label(self, t: str, name: str) -> str:
+        self.renames[t] = name
+        return t
+
     def sigmoid(self, a: str) -> str:
         return self._op("Sigmoid", a)
 
@@ -132,14 +137,15 @@ def write_int8(art: Artifact, path: Path) -> Path:
         def get_next(self):
             return next(self.batches, None)
 
-    def pin(range_name: str) -> list[dict]:
-        return [{"scale": np.array(range_scale(*ranges[range_name]), np.float32),
-                 "zero_point": np.array(0, np.int8)}]
+    def pin(scale: float) -> list[dict]:
+        return [{"scale": np.array(scale, np.float32), "zero_point": np.array(0, np.int8)}]
 
-    # The artifact's ranges were taken over every training step, not only the representative ones.
-    overrides = {INPUT: pin("input"), OUTPUT: pin("output")}
+    # The artifact's ranges were taken over every training step, not only the representative ones;
+    # the tensors the int8 reference cell names get its grids, so the target rounds where it does.
+    overrides = {INPUT: pin(range_scale(*ranges["input"])), OUTPUT: pin(range_scale(*ranges["output"]))}
     for n in state_names(config):
-        overrides[n] = overrides[f"{n}_out"] = pin("state")
+        overrides[n] = overrides[f"{n}_out"] = pin(range_scale(*ranges["state"]))
+    overrides.update((name, pin(scale)) for name, scale in art.cell("int8").grids().items())
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "float.onnx"
         write_float(art, src)

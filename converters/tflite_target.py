@@ -10,7 +10,9 @@ consumes. int8 is full-integer (static: per-channel int8 weights, int8 activatio
 the artifact's representative samples fed as one whole batch: the quantizer's default
 moving-average update over single samples narrows the ranges far below what the stream reaches.
 Then the input x, the output y_hat and every state tensor get the artifact's calibrated ranges, and
-each state input and its output one scale, so the runtime feeds the state back without requantizing.
+each state input and its output one scale, so the runtime feeds the state back without requantizing;
+the tensors the graph names get the int8 reference cell's grids (`grids()`), so the target rounds
+where the reference does (an ESN: all but inside the two fully-connected sums).
 """
 
 from __future__ import annotations
@@ -111,6 +113,10 @@ class _TFLiteBuilder:
     def tanh(self, a: int) -> int:
         return self._op(self.s.BuiltinOperator.TANH, [a], self._width(a))
 
+    def label(self, t: int, name: str) -> int:
+        self.tensors[t].name = name
+        return t
+
     def finish(self, description: str) -> bytes:
         import flatbuffers
         s = self.s
@@ -180,11 +186,12 @@ def write_int8(art: Artifact, path: Path) -> Path:
 
 
 def _pin(qsvs: dict, art: Artifact, ranges: dict) -> None:
-    """Give x, y_hat and every state tensor the artifact's ranges (taken over every training step);
-    symmetric, so each state input and its output get one scale."""
-    pinned = {INPUT: ranges["input"], OUTPUT: ranges["output"]}
+    """Put x, y_hat, every state tensor (the artifact's ranges, taken over every training step) and
+    every tensor the int8 reference cell sets a grid for on that cell's grids: zero point 0, so each
+    state input and its output share one scale and the target rounds where the reference does."""
+    pinned = {INPUT: range_scale(*ranges["input"]), OUTPUT: range_scale(*ranges["output"])}
     for n in state_names(art.config):
-        pinned[n] = pinned[f"{n}_out"] = ranges["state"]
-    for name, (lo, hi) in pinned.items():
-        amax = range_scale(lo, hi) * 127
-        qsvs[name] = {"min": np.array(-amax, np.float32), "max": np.array(amax, np.float32)}
+        pinned[n] = pinned[f"{n}_out"] = range_scale(*ranges["state"])
+    pinned.update(art.cell("int8").grids())
+    for name, scale in pinned.items():  # [-128, 127] steps: the quantizer's scale is (max - min) / 255
+        qsvs[name] = {"min": np.array(-128 * scale, np.float32), "max": np.array(127 * scale, np.float32)}

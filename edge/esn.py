@@ -12,8 +12,12 @@ import numpy as np
 
 from .cell import ConfigShapes, QReadout, Readout
 from .errors import ConfigError
-from .quant import QLinear, range_scale, requantize
+from .quant import TANH_SCALE, QLinear, range_scale, requantize
 from .specs import ESNConfig
+
+# the names the step graph gives the tensors whose int8 grids ESNInt8Cell sets (converters.graph):
+# the pre-activation, its tanh, and the leaky update's two terms (1 - a) s and a tanh
+PREACT, TANH, KEEP, NEW = "preact", "tanh", "keep", "new"
 
 
 def weight_shapes(c: ESNConfig) -> dict[str, tuple[int, ...]]:
@@ -74,8 +78,12 @@ class ESNCell(ConfigShapes):
 
 @dataclass(frozen=True)
 class ESNInt8Cell(ConfigShapes):
-    """The int8 step (see GRUInt8Cell for the scheme): integer matmuls, pre-activation and state
-    rounded onto their calibrated int8 grids, the leaky tanh update in float32."""
+    """The int8 step: integer matmuls, the pre-activation rounded onto its calibrated grid, tanh
+    onto int8 TANH's fixed grid (1/128, as every int8 TFLite and TFLite Micro kernel gives it), the
+    leaky update onto the state's. `grids` gives the int8 targets these grids, and those of the
+    update's two terms, on which (1 - a) s and a tanh are exact: a target pinned to them rounds
+    where this cell does, except inside the two fully-connected parts of the pre-activation and
+    of the readout, which it rounds (on grids its quantizer calibrates) before adding them."""
 
     config: ESNConfig
     w_in: QLinear
@@ -97,8 +105,15 @@ class ESNInt8Cell(ConfigShapes):
                    QReadout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"],
                                   config.units, s_state, s_in, range_scale(*ranges["output"])))
 
+    def grids(self) -> dict[str, float]:
+        """The int8 scale of each named tensor of the step graph."""
+        a = float(np.float32(self.config.leak))
+        return {PREACT: self.preact_scale, TANH: TANH_SCALE, KEEP: (1.0 - a) * self.state_scale,
+                NEW: a * TANH_SCALE}
+
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a = np.float32(self.config.leak)
         pre = requantize(self.w_in(x) + self.w(state) + self.bias, self.preact_scale)
-        state = requantize((np.float32(1.0) - a) * state + a * np.tanh(pre), self.state_scale)
+        new = requantize(np.tanh(pre), TANH_SCALE)
+        state = requantize((np.float32(1.0) - a) * state + a * new, self.state_scale)
         return self.readout(state, x), state

@@ -122,6 +122,11 @@ class GRUInt8Cell(ConfigShapes):
                            config.hidden, s_state, s_in, range_scale(*ranges["output"])),
         )
 
+    def grids(self) -> dict[str, float]:
+        """No grids beyond the input's, state's and output's: the target's gates (three
+        fully-connected ops per side) have no counterpart here (see ESNInt8Cell.grids)."""
+        return {}
+
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hidden = self.config.hidden
         new = np.empty_like(state)

@@ -1,9 +1,10 @@
 """Symmetric int8 quantization: per-output-channel weights, per-tensor activations.
 
-Scheme (zero point 0 everywhere): q = clip(rint(v / scale), -127, 127). Weight scales are
-max|row| / 127 per output channel; activation scales are max(|lo|, |hi|) / 127 from ranges
-calibrated on training data. The state input and output of a recurrent cell share one scale,
-so an int8 target feeds its state back without requantizing.
+Scheme (zero point 0 everywhere): weights q = clip(rint(w / scale), -127, 127) with scales
+max|row| / 127 per output channel; activations q = clip(rint(v / scale), -128, 127), the whole
+range of an int8 tensor with zero point 0 (as TFLite's int8 tensors hold it), with scales
+max(|lo|, |hi|) / 127 from ranges calibrated on training data. The state input and output of a
+recurrent cell share one scale, so an int8 target feeds its state back without requantizing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 QMAX = 127
+QMIN_ACT = -128  # activations: the whole int8 range
+TANH_SCALE = 1.0 / 128  # the output grid of every int8 TFLite TANH (zero point 0)
 # float32 represents every integer below 2**24 exactly, so an int8 x int8 dot product of length K
 # accumulates exactly in float32 (fast BLAS) while K * 127 * 127 < 2**24.
 _EXACT_F32_K = (1 << 24) // (QMAX * QMAX)
@@ -33,8 +36,8 @@ def range_scale(lo: float, hi: float) -> float:
 
 
 def quantize(x: np.ndarray, scale: float) -> np.ndarray:
-    """The int8 grid values of x as float32 integers (clipped to [-127, 127])."""
-    return np.clip(np.rint(x / np.float32(scale)), -QMAX, QMAX).astype(np.float32)
+    """The int8 grid values of x as float32 integers (clipped to [-128, 127])."""
+    return np.clip(np.rint(x / np.float32(scale)), QMIN_ACT, QMAX).astype(np.float32)
 
 
 def requantize(x: np.ndarray, scale: float) -> np.ndarray:

@@ -131,6 +131,22 @@ def test_int8_esn_error_close_to_float(tmp_path):
     assert m["float_rmse"] < m["persistence_rmse"]
 
 
+def test_the_int8_readout_is_fitted_for_the_int8_reservoirs_own_rounding():
+    """The int8 reservoir's states wander from the float ones by far more than one rounding (its
+    rounding lives on in the leaky state); the int8 readout's penalty is that measured gap."""
+    from edge.esn import make_reservoir
+    from edge.quant import range_scale
+    from trainer.esn import ESNCell, reservoir_states, state_rounding
+    z = ((read_csv(TAXI).values[:1200] - 15000.0) / 7000.0).astype(np.float32)
+    c = ESNConfig(units=100)
+    w = {**make_reservoir(c), "readout.weight": np.zeros((1, 101), np.float32), "readout.bias": np.zeros(1, np.float32)}
+    states = reservoir_states(ESNCell.from_weights(c, w), z)
+    gap = state_rounding(c, w, z, states, 1000)
+    one_rounding = range_scale(states[:1000].min(), states[:1000].max()) ** 2 / 12
+    assert gap.shape == (100,) and np.isfinite(gap).all()
+    assert gap.mean() > 2 * one_rounding
+
+
 def _gru_on(device: str, series, out: Path, prune: PruneConfig = PruneConfig()):
     cfg = TrainConfig(model=GRUConfig(hidden=16), gru=GRUTrainConfig(epochs=6, window=32, lanes=8, device=device),
                       prune=prune, int8=True)

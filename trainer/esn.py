@@ -49,6 +49,28 @@ def solve_ridge(gram: np.ndarray, cross: np.ndarray, ridge: float, noise: np.nda
     return np.linalg.solve(gram + np.diag(penalty), cross).T
 
 
+def state_rounding(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray, states: np.ndarray,
+                   n_fit: int) -> np.ndarray:
+    """Per unit, the mean squared gap between the int8 reservoir's states and the float ones
+    (`states`, teacher-forced on z) over z[:n_fit], on the int8 grids `calibrate` will set. It is
+    far larger than one rounding (a step's variance, scale^2 / 12): each step's rounding lives on
+    in the leaky, recurrent state."""
+    from edge.cell import run
+    from edge.esn import ESNInt8Cell
+
+    from .quantize import quantize_weights
+    d, units = config.input_size, config.units
+    zf, sf = z[:n_fit], states[:n_fit]
+    prev = np.vstack([np.zeros((1, units), np.float32), sf[:-1]])
+    pre = zf @ weights["w_in"].T + prev @ weights["w"].T + weights["bias"]
+    ranges = {"input": (zf.min(), zf.max()), "state": (sf.min(), sf.max()), "preact": (pre.min(), pre.max()),
+              "output": (-1.0, 1.0)}  # the readout is not used
+    w = {**weights, "readout.weight": np.zeros((d, units + d), np.float32), "readout.bias": np.zeros(d, np.float32)}
+    cell = ESNInt8Cell.from_weights(config, {**w, **quantize_weights(config, w)}, ranges)
+    _, _, int8_states = run(cell, zf, return_states=True)
+    return np.mean((int8_states - sf) ** 2, axis=0, dtype=np.float64)
+
+
 def fit_esn(config: ESNConfig, z: np.ndarray, n_fit: int, washout: int,
             *, int8: bool = False) -> tuple[dict[str, np.ndarray], dict]:
     """Draw the reservoir from config.seed and fit its readout (`fit_readout`): the weights and
@@ -80,9 +102,9 @@ def fit_readout(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray
     gram, cross = phi[fit].T @ phi[fit], phi[fit].T @ target[fit]
     noise = 0.0
     if int8:
-        step_state = np.abs(phi[:n_fit, :units]).max() / QMAX
         step_input = np.abs(z[:n_fit]).max() / QMAX
-        per_row = np.concatenate([np.full(units, step_state ** 2), np.full(d, step_input ** 2), [0.0]]) / 12
+        per_row = np.concatenate([state_rounding(config, weights, z, phi[:, :units], n_fit),
+                                  np.full(d, step_input ** 2 / 12), [0.0]])
         noise = (fit.stop - fit.start) * per_row
     grid = []
     for ridge in RIDGE_GRID:
