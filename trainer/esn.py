@@ -84,9 +84,11 @@ def fit_readout(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray
     """Fit the readout of reservoir `weights` on z[:n_fit] (normalised float32[n, D]); choose the
     ridge by one-step MSE on z[n_fit:].
 
-    With int8, the readout is fitted as if its state and input features carried int8 rounding
-    noise (variance scale^2 / 12 on the per-tensor grids calibrated here), which keeps its weights
-    small enough that rounding does not blow up the forecast.
+    With int8, the readout is fitted as if its features carried the int8 model's own error: per
+    state unit the int8 reservoir's measured gap to the float states (`state_rounding`), for the
+    input one rounding (scale^2 / 12). That keeps its weights small enough that the int8 state's
+    error, on the reference or on a target that rounds a little differently, does not blow up the
+    forecast.
     Returns the weights with the readout, a report {"ridge", "val_mse", "washout", "grid"} and the
     readout features of every row.
     """
