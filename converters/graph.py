@@ -17,6 +17,7 @@ from typing import Generic, Mapping, Protocol, TypeVar
 import numpy as np
 
 from edge.esn import KEEP, NEW, PREACT, TANH
+from edge.quant import range_scale
 from edge.specs import ESNConfig, GRUConfig, ModelConfig
 from edge.targets import INPUT, OUTPUT, state_names, state_widths
 
@@ -49,6 +50,18 @@ def build(config: ModelConfig, weights: Mapping[str, np.ndarray], g: Builder) ->
     k = state_widths(config)[-1]
     r = w["readout.weight"]
     g.output(g.add(g.fc(top, r[:, :k], w["readout.bias"]), g.fc(x, r[:, k:], None)), OUTPUT, config.input_size)
+
+
+def int8_grids(art) -> dict[str, float]:
+    """The int8 scale (zero point 0) an int8 target pins on each named tensor of the graph: x, y_hat
+    and every state tensor on the artifact's ranges (taken over every training step; each state
+    input and its output one scale, so the state is fed back without requantizing), and the tensors
+    the int8 reference cell sets grids for (`grids()`), so the target rounds where it does."""
+    r = art.activation_ranges
+    out = {INPUT: range_scale(*r["input"]), OUTPUT: range_scale(*r["output"])}
+    for n in state_names(art.config):
+        out[n] = out[f"{n}_out"] = range_scale(*r["state"])
+    return {**out, **art.cell("int8").grids()}
 
 
 def _gru(c: GRUConfig, w: dict, g: Builder, x, states: list):

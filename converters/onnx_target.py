@@ -25,9 +25,7 @@ import numpy as np
 
 from edge.artifact import Artifact
 from edge.errors import ArtifactError
-from edge.quant import range_scale
-
-from edge.targets import INPUT, OUTPUT, split_state, state_names
+from edge.targets import INPUT, split_state
 
 from . import graph
 
@@ -124,11 +122,9 @@ def write_int8(art: Artifact, path: Path) -> Path:
     """Quantize the float graph to QDQ int8 with onnxruntime.quantization."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
-    ranges = art.activation_ranges
-    if ranges is None:
+    if art.activation_ranges is None:
         raise ArtifactError(f"{art.path}: int8 targets need a quantized model; train it with --int8")
-    config = art.config
-    feeds = {INPUT: art.calibration["x"], **split_state(config, art.calibration["state"])}
+    feeds = {INPUT: art.calibration["x"], **split_state(art.config, art.calibration["state"])}
 
     class OneBatch(CalibrationDataReader):
         def __init__(self) -> None:
@@ -137,15 +133,8 @@ def write_int8(art: Artifact, path: Path) -> Path:
         def get_next(self):
             return next(self.batches, None)
 
-    def pin(scale: float) -> list[dict]:
-        return [{"scale": np.array(scale, np.float32), "zero_point": np.array(0, np.int8)}]
-
-    # The artifact's ranges were taken over every training step, not only the representative ones;
-    # the tensors the int8 reference cell names get its grids, so the target rounds where it does.
-    overrides = {INPUT: pin(range_scale(*ranges["input"])), OUTPUT: pin(range_scale(*ranges["output"]))}
-    for n in state_names(config):
-        overrides[n] = overrides[f"{n}_out"] = pin(range_scale(*ranges["state"]))
-    overrides.update((name, pin(scale)) for name, scale in art.cell("int8").grids().items())
+    overrides = {name: [{"scale": np.array(scale, np.float32), "zero_point": np.array(0, np.int8)}]
+                 for name, scale in graph.int8_grids(art).items()}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "float.onnx"
         write_float(art, src)

@@ -24,9 +24,7 @@ import numpy as np
 
 from edge.artifact import Artifact
 from edge.errors import ArtifactError
-from edge.quant import range_scale
-
-from edge.targets import INPUT, OUTPUT, split_state, state_names
+from edge.targets import INPUT, split_state
 
 from . import graph
 
@@ -169,8 +167,7 @@ def write_fp16(art: Artifact, path: Path) -> Path:
 def write_int8(art: Artifact, path: Path) -> Path:
     """Full-integer int8 (int8 weights per channel, int8 activations), calibrated on whole batches."""
     from ai_edge_quantizer import qtyping, quantizer
-    ranges = art.activation_ranges
-    if ranges is None:
+    if art.activation_ranges is None:
         raise ArtifactError(f"{art.path}: int8 targets need a quantized model; train it with --int8")
     q = quantizer.Quantizer(bytearray(float_model(art)))
     q.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
@@ -179,19 +176,14 @@ def write_int8(art: Artifact, path: Path) -> Path:
     with warnings.catch_warnings():  # its calibrator warns that it preserves all tensors: it must
         warnings.simplefilter("ignore", UserWarning)
         qsvs = q.calibrate({SIGNATURE: [feeds]})
-        _pin(qsvs, art, ranges)
+        _pin(qsvs, art)
         model = q.quantize(qsvs, enable_progress_report=False).quantized_model
     Path(path).write_bytes(bytes(model))
     return path
 
 
-def _pin(qsvs: dict, art: Artifact, ranges: dict) -> None:
-    """Put x, y_hat, every state tensor (the artifact's ranges, taken over every training step) and
-    every tensor the int8 reference cell sets a grid for on that cell's grids: zero point 0, so each
-    state input and its output share one scale and the target rounds where the reference does."""
-    pinned = {INPUT: range_scale(*ranges["input"]), OUTPUT: range_scale(*ranges["output"])}
-    for n in state_names(art.config):
-        pinned[n] = pinned[f"{n}_out"] = range_scale(*ranges["state"])
-    pinned.update(art.cell("int8").grids())
-    for name, scale in pinned.items():  # [-128, 127] steps: the quantizer's scale is (max - min) / 255
+def _pin(qsvs: dict, art: Artifact) -> None:
+    """Put the tensors `graph.int8_grids` names on those grids: [-128, 127] steps, since the
+    quantizer's scale is (max - min) / 255."""
+    for name, scale in graph.int8_grids(art).items():
         qsvs[name] = {"min": np.array(-128 * scale, np.float32), "max": np.array(127 * scale, np.float32)}

@@ -55,20 +55,16 @@ def state_rounding(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndar
     (`states`, teacher-forced on z) over z[:n_fit], on the int8 grids `calibrate` will set. It is
     far larger than one rounding (a step's variance, scale^2 / 12): each step's rounding lives on
     in the leaky, recurrent state."""
+    from edge.artifact import build_cell
     from edge.cell import run
-    from edge.esn import ESNInt8Cell
 
-    from .quantize import quantize_weights
+    from .quantize import calibrate, quantize_weights
     d, units = config.input_size, config.units
-    zf, sf = z[:n_fit], states[:n_fit]
-    prev = np.vstack([np.zeros((1, units), np.float32), sf[:-1]])
-    pre = zf @ weights["w_in"].T + prev @ weights["w"].T + weights["bias"]
-    ranges = {"input": (zf.min(), zf.max()), "state": (sf.min(), sf.max()), "preact": (pre.min(), pre.max()),
-              "output": (-1.0, 1.0)}  # the readout is not used
     w = {**weights, "readout.weight": np.zeros((d, units + d), np.float32), "readout.bias": np.zeros(d, np.float32)}
-    cell = ESNInt8Cell.from_weights(config, {**w, **quantize_weights(config, w)}, ranges)
-    _, _, int8_states = run(cell, zf, return_states=True)
-    return np.mean((int8_states - sf) ** 2, axis=0, dtype=np.float64)
+    ranges, _ = calibrate(build_cell(config, w), z[:n_fit])  # the readout is not used
+    int8_cell = build_cell(config, {**w, **quantize_weights(config, w)}, "int8", ranges)
+    _, _, int8_states = run(int8_cell, z[:n_fit], return_states=True)
+    return np.mean((int8_states - states[:n_fit]) ** 2, axis=0, dtype=np.float64)
 
 
 def fit_esn(config: ESNConfig, z: np.ndarray, n_fit: int, washout: int,
