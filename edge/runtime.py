@@ -8,7 +8,7 @@ Topics (defaults; <id> is the client id):
     subscribe        sensors/+/+           stream id = the topic levels from the first wildcard on
     alerts           alerts/<stream>       QoS 1: raise and clear events
     scores           scores/<stream>       QoS 0, only with scores_prefix set: every score
-    dead letters     rnnedge/<id>/deadletter   QoS 1: {"reason", "topic", "row", "payload"...}
+    dead letters     rnnedge/<id>/deadletter   QoS 1: {"id", "reason", "topic", "row", "payload"...}
     status           rnnedge/<id>/status   retained; last will {"state": "offline"}
 
 Delivery: QoS 1 on a persistent session (clean_session=False under a fixed client id), so the broker
@@ -16,7 +16,8 @@ queues what arrives while the runtime or the link is down; reconnects back off e
 jitter up to a short ceiling. The hand-off queue is bounded; when it is full the network thread
 waits (`block`, the default: TCP pushes back to the broker, which queues), or drops the newest or
 oldest message, counted. Alerts are at-least-once: each carries an `id`; one not yet acknowledged
-by the broker at a checkpoint is kept in it and sent again after a restart.
+by the broker at a checkpoint is kept in it and sent again after a restart; so is a dead letter
+(each has an `id` too), so a restart neither loses one nor, for an alert, raises it twice.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -143,7 +145,7 @@ class Runtime:
         self.last_reason: str | None = None
         self._streams: dict[str, str] = {}
         self.outbox = Outbox()      # alerts, dead letters, Home Assistant states and the status, not acknowledged yet
-        self._resend: list[dict] = []  # such alerts from the checkpoint, sent on the first connect
+        self._resend: list[dict] = []  # alerts and dead letters from the checkpoint, sent on the first connect
         self._announced: set[str] = set()
         self._started = time.monotonic()
         self._resume()
@@ -162,9 +164,11 @@ class Runtime:
             log.warning("%s; kept it as %s and starting every stream from zero", e, stale)
             return
         if extra is not None:
-            self._resend = [{**a, "resent": True} for a in extra.get("outbox", [])]
-            log.info("resumed %d stream(s) from %s (%d alert(s) to resend)", len(self.engine.slots), path,
-                     len(self._resend))
+            self._resend = [{"deadletter": {**x["deadletter"], "resent": True}} if "deadletter" in x
+                            else {**x, "resent": True} for x in extra.get("outbox", [])]
+            letters = sum("deadletter" in x for x in self._resend)
+            log.info("resumed %d stream(s) from %s (%d alert(s) and %d dead letter(s) to resend)",
+                     len(self.engine.slots), path, len(self._resend) - letters, letters)
 
     def _client(self):
         c = client(self.broker, self.config.client_id, persistent=self.config.qos > 0)
@@ -194,10 +198,13 @@ class Runtime:
                         "(enable persistence in the broker)", self.config.client_id)
         self.connected.set()
         self._publish_status("online")
-        for alert in self._resend:
-            self.outbox.publish(c, self._alert_topic(alert), json.dumps(alert), item=alert)
+        for item in self._resend:
+            if "deadletter" in item:
+                self.outbox.publish(c, self.config.dead_letters, json.dumps(item["deadletter"]), item=item)
+                continue
+            self.outbox.publish(c, self._alert_topic(item), json.dumps(item), item=item)
             if self.config.ha_discovery:
-                self._ha_state(alert)
+                self._ha_state(item)
         self._resend = []
 
     def _on_disconnect(self, c, userdata, flags, reason_code, properties) -> None:
@@ -271,7 +278,7 @@ class Runtime:
     def _dead_letter(self, topic: str, payload: bytes, reason: str, row: int | None = None) -> None:
         self.counters["dead_lettered"] += 1
         self.last_reason = reason
-        doc = {"reason": reason, "topic": topic, "received": time.time()}
+        doc = {"id": uuid.uuid4().hex, "reason": reason, "topic": topic, "received": time.time()}
         if row is not None:
             doc["row"] = row
         try:
@@ -279,7 +286,8 @@ class Runtime:
         except UnicodeDecodeError:
             doc["payload_base64"] = base64.b64encode(payload).decode()
         log.debug("dead letter from %s: %s", topic, reason)
-        self.outbox.publish(self.client, self.config.dead_letters, json.dumps(doc))
+        # an outbox item: the checkpoint keeps it until the broker has it, as it keeps alerts
+        self.outbox.publish(self.client, self.config.dead_letters, json.dumps(doc), item={"deadletter": doc})
 
     def handle(self, batch: list[tuple[str, bytes, float]]) -> None:
         """Decode, step and publish one batch of (topic, payload, arrival monotonic time)."""

@@ -224,6 +224,26 @@ def test_a_dead_letter_waits_in_the_outbox_behind_a_dropped_connection(taxi_mode
     assert rt.counters["dead_lettered"] == 1 and rt.outbox.holding and len(rt.outbox) == 1
 
 
+def test_a_dead_letter_the_broker_never_had_is_sent_after_a_restart(broker, collector, taxi_model, tmp_path):
+    """A dead letter held at a checkpoint (the broker unreachable) is in the checkpoint, and the
+    runtime restarted on it sends it once connected, marked resent, with its id."""
+    cfg = dict(client_id="rt-dl-restart", checkpoint=str(tmp_path / "state.npz"))
+    rt = Runtime(load(taxi_model), BrokerConfig.from_url("mqtt://127.0.0.1:1"), RuntimeConfig(**cfg))
+    rt.outbox.dropped()
+    rt.handle([("sensors/d1/x", b"\xffgarbage", time.monotonic())])
+    rt.checkpoint()  # the process dies here: the broker never got the letter
+    r = Running(taxi_model, broker, **cfg)
+    try:
+        topic = "rnnedge/rt-dl-restart/deadletter"
+        assert collector.wait_for(lambda: collector.json(topic), 10)
+    finally:
+        r.close()
+    [letter] = collector.json(topic)
+    assert letter["resent"] is True and letter["topic"] == "sensors/d1/x" and len(letter["id"]) == 32
+    assert letter["reason"].startswith("not JSON") and letter["payload_base64"] == "/2dhcmJhZ2U=", letter
+    assert r.rt.outbox.pending() == []  # acknowledged now: the next checkpoint drops it
+
+
 @pytest.mark.slow
 def test_broker_restarted_mid_stream_loses_nothing(tmp_path, taxi, taxi_model):
     """Stop the broker (SIGTERM: it saves its store) halfway through a QoS 1 replay and restart it on
