@@ -5,7 +5,8 @@
     litert  a TFLite target in ai-edge-litert (tflite-runtime as a fallback import)
 
 The choice, first that applies: `target` (a target name), `backend`, the bundle's runtime config,
-else numpy. Backends hold no per-stream state; the engine owns it.
+else numpy. `accelerator="gpu"` serves a float TFLite target on LiteRT's GPU accelerator (tflite-fp16
+unless `target` names tflite). Backends hold no per-stream state; the engine owns it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .artifact import Artifact, load_artifact
 from .bundle import Bundle, open_bundle
 from .detector import Detector
 from .errors import ConfigError, MissingFileError
-from .targets import TARGETS, open_target
+from .targets import ACCELERATORS, GPU_TARGETS, TARGETS, open_target
 
 BACKENDS = ("numpy", "onnx", "litert")
 _FORMAT = {"onnx": "onnx", "litert": "tflite", "tflite": "tflite"}
@@ -30,6 +31,7 @@ class Served:
     backend: str          # numpy | onnx | litert
     target: str | None    # the target name, None for numpy
     bundle: Bundle | None
+    accelerator: str = "cpu"  # cpu | gpu (LiteRT's GPU accelerator)
 
     @property
     def artifact(self) -> Artifact:
@@ -40,16 +42,21 @@ class Served:
         what = f"target {self.target}" if self.target else f"numpy reference ({self.detector.cell.__class__.__name__})"
         src = f"bundle for {self.bundle.index['profile']}" if self.bundle else "model directory"
         scoring = "C (edge._rowstep)" if self.detector.compiled else "Python (edge._rowstep not built)"
-        return (f"model {art.model_id} ({art.config.kind}, {art.features}) from {src}, {what} on {self.backend}, "
+        on = f"{self.backend}'s GPU accelerator" if self.accelerator == "gpu" else self.backend
+        return (f"model {art.model_id} ({art.config.kind}, {art.features}) from {src}, {what} on {on}, "
                 f"scoring in {scoring}")
 
 
 def load(path: str | Path, *, backend: str | None = None, target: str | None = None,
-         workdir: str | Path | None = None, threads: int = 1) -> Served:
+         workdir: str | Path | None = None, threads: int = 1, accelerator: str = "cpu") -> Served:
     """Open a model directory or a bundle (.tar, unpacked under `workdir`) and build its detector."""
     path = Path(path)
     if backend is not None and backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(f"unknown accelerator {accelerator!r}; choose one of {', '.join(ACCELERATORS)}")
+    if accelerator == "gpu" and backend not in (None, "litert"):
+        raise ConfigError(f"the GPU accelerator is LiteRT's; it cannot serve backend {backend}")
     bundle = None
     if path.is_file():
         if workdir is None:
@@ -62,7 +69,13 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
     else:
         raise MissingFileError(f"{path}: no such model directory or bundle")
     available = bundle.index["targets"] if bundle else [n for n, t in TARGETS.items() if (art.path / t.file).is_file()]
-    if target is None and backend in ("onnx", "litert"):
+    if target is None and accelerator == "gpu":
+        fits = [n for n in reversed(GPU_TARGETS) if n in available]  # tflite-fp16 first: made for the GPU
+        if not fits:
+            raise MissingFileError(f"{path}: no float TFLite target for the GPU; run `rnnedge convert {art.path} "
+                                   f"--targets tflite-fp16`")
+        target = fits[0]
+    elif target is None and backend in ("onnx", "litert"):
         want = "int8" if art.precision == "int8" else "float32"
         fits = [n for n in available if TARGETS[n].format == _FORMAT[backend]]
         fits.sort(key=lambda n: TARGETS[n].precision != want)
@@ -79,5 +92,5 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
     t = TARGETS[target]
     if backend == "numpy" or (backend and _FORMAT[backend] != t.format):
         raise ConfigError(f"target {target} is {t.format}; it cannot run on backend {backend}")
-    cell = open_target(art.path / t.file, target, art.config, threads=threads)
-    return Served(Detector(art, cell=cell), "onnx" if t.format == "onnx" else "litert", target, bundle)
+    cell = open_target(art.path / t.file, target, art.config, threads=threads, accelerator=accelerator)
+    return Served(Detector(art, cell=cell), "onnx" if t.format == "onnx" else "litert", target, bundle, accelerator)

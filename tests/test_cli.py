@@ -1,6 +1,7 @@
 """The `rnnedge` command through its installed entry point, as a user runs it."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -89,8 +90,18 @@ def test_profiles_convert_verify_deploy(tmp_path):
         assert name in out
     out = cli("convert", model, "--profile", "esp32-s3").stdout
     assert "tflite-int8" in out and "pass" in out and "fits profile esp32-s3" in out
+    gpu = lambda *a: cli("detect", model, TAXI, "--from-row", 3000, "--accelerator", "gpu", *a, check=False)  # noqa: E731
+    bad = gpu()
+    assert bad.returncode == 1 and "no float TFLite target for the GPU; run `rnnedge convert" in bad.stderr
     out = cli("convert", model, "--targets", "onnx,tflite-fp16").stdout
     assert "model.fp16.tflite" in out and "FAIL" not in out
+    bad = gpu("--target", "tflite-int8")
+    assert bad.returncode == 1 and "target 'tflite-int8' has no GPU path" in bad.stderr
+    r = gpu()  # tflite-fp16 on LiteRT's GPU accelerator: served where there is a GPU, else refused with the reason
+    if os.environ.get("RNNEDGE_TEST_GPU") == "1" or r.returncode == 0:
+        assert r.returncode == 0 and "tflite-fp16 on the GPU" in r.stdout, r.stderr
+    else:
+        assert r.returncode == 1 and "LiteRT's GPU accelerator refused it" in r.stderr, r.stderr
     out = cli("verify", model, "--data", TAXI).stdout
     assert "10320" in out and out.count(" pass") == 3  # tflite-int8, onnx, tflite-fp16
     bad = cli("convert", model, "--profile", "android-gpu", "--targets", "onnx", check=False)

@@ -93,14 +93,15 @@ def cmd_detect(args) -> int:
     if series.columns != art.features:
         raise RnnEdgeError(f"{args.data}: columns {series.columns} do not match the model's features "
                            f"{art.features}; pick them with --columns")
-    if args.target:
-        from ..targets import TARGETS, open_target
-        det = Detector(art, cell=open_target(art.path / TARGETS[args.target].file, args.target, art.config))
+    if args.target or args.accelerator == "gpu":
+        from ..serve import load
+        s = load(art.path, target=args.target, accelerator=args.accelerator)
+        det, served = s.detector, s.target + (" on the GPU" if args.accelerator == "gpu" else "")
     else:
         det = Detector(art, args.precision)
+        served = det.cell.__class__.__name__
     out = det.run(series.values, series.timestamps)
     raised = 0
-    served = args.target or det.cell.__class__.__name__
     print(f"model {art.model_id} ({art.config.kind}, {served}), "
           f"alerts on the {art.alerts.source} score >= {art.alerts.threshold:.6g}, {len(series.values)} rows, "
           f"alerts from row {args.from_row}")

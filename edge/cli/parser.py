@@ -110,6 +110,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "forecaster's. Needs training rows spanning a day (default: 0.6; 0: off)")
 
 
+def _accelerator_arg(p: argparse.ArgumentParser, what: str = "step on the CPU (default), or serve a float "
+                                                           "TFLite target (tflite-fp16 unless --target) on") -> None:
+    p.add_argument("--accelerator", choices=ACCELERATORS, default="cpu",
+                   help=f"{what} LiteRT's GPU accelerator (WebGPU over Vulkan on Linux; needs ai-edge-litert 2 "
+                        "and a GPU driver)")
+
+
 def _broker_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     g = p.add_argument_group("broker")
     g.add_argument("--broker", metavar="URL", required=required,
@@ -173,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("float32", "int8"), help="default: the model's")
     p.add_argument("--target", choices=target_names,
                    help="step a converted target in its interpreter instead of the numpy reference")
+    _accelerator_arg(p)
     p.add_argument("--from-row", type=int, default=0, metavar="N",
                    help="rows before N only warm the state; report alerts from row N on")
     p.add_argument("--scores", metavar="CSV", help="also write timestamp,value...,score,event per row")
@@ -214,9 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model directory")
     p.add_argument("--targets", metavar="A,B", help="targets to verify (default: every converted one; with "
                                                     "--accelerator gpu, every converted float TFLite one)")
-    p.add_argument("--accelerator", choices=ACCELERATORS, default="cpu",
-                   help="run the targets on the CPU (default), or the float TFLite targets on LiteRT's GPU "
-                        "accelerator (WebGPU over Vulkan on Linux; needs ai-edge-litert 2 and a GPU driver)")
+    _accelerator_arg(p, "run the targets on the CPU (default), or the float TFLite targets on")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     _verify_data_args(p)
     p.set_defaults(func=cmd_verify)
@@ -290,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("numpy", "onnx", "litert"),
                    help="default: the bundle's target, else the numpy reference")
     p.add_argument("--target", choices=target_names, help="serve this converted target")
+    _accelerator_arg(p)
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")
     _broker_args(p)
     g = p.add_argument_group("topics")

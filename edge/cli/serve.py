@@ -36,7 +36,7 @@ def cmd_run(args) -> int:
     try:
         def loader():
             return load(args.model, backend=args.backend, target=args.target, workdir=work.name,
-                        threads=args.threads)
+                        threads=args.threads, accelerator=args.accelerator)
 
         served = loader()
         mq = served.bundle.runtime.get("mqtt", {}) if served.bundle else {}
