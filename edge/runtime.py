@@ -16,8 +16,8 @@ queues what arrives while the runtime or the link is down; reconnects back off e
 jitter up to a short ceiling. The hand-off queue is bounded; when it is full the network thread
 waits (`block`, the default: TCP pushes back to the broker, which queues), or drops the newest or
 oldest message, counted. Alerts are at-least-once: each carries an `id`; one not yet acknowledged
-by the broker at a checkpoint is kept in it and sent again after a restart; so is a dead letter
-(each has an `id` too), so a restart neither loses one nor, for an alert, raises it twice.
+by the broker at a checkpoint is kept in it and sent again after a restart; so is a dead letter,
+which carries an `id` too.
 """
 
 from __future__ import annotations
