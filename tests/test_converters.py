@@ -86,18 +86,19 @@ def test_int8_targets_round_on_the_reference_cells_grids(converted):
     """x, y_hat and the state carry exactly the reference cell's scales (zero point 0), and so does
     every tensor the cell names a grid for (an ESN's pre-activation, tanh and leaky-update terms),
     so the target rounds where the reference does."""
+    import onnx
+    from onnx import numpy_helper
+
     from edge.quant import range_scale
+    from edge.targets import state_names
     art, paths = converted
     r = art.activation_ranges
-    from edge.targets import state_names
     want = {"x": range_scale(*r["input"]), "y_hat": range_scale(*r["output"]),
             **{n: range_scale(*r["state"]) for n in state_names(art.config)}, **art.cell("int8").grids()}
     if art.config.kind == "esn":
         assert set(want) == {"x", "y_hat", "state", "preact", "tanh", "keep", "new"}
     tensors = {d["name"]: d for d in open_target(paths["tflite-int8"], "tflite-int8", art.config)
                .interpreter.get_tensor_details()}
-    import onnx
-    from onnx import numpy_helper
     inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(paths["onnx-int8"]).graph.initializer}
     for name, scale in want.items():
         q = tensors[name]["quantization_parameters"]
