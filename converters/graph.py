@@ -16,7 +16,7 @@ from typing import Generic, Mapping, Protocol, TypeVar
 
 import numpy as np
 
-from edge.esn import KEEP, NEW, PREACT, TANH
+from edge.esn import FC_IN, FC_REC, KEEP, NEW, PREACT, RO_INPUT, RO_STATE, TANH
 from edge.quant import range_scale
 from edge.specs import ESNConfig, GRUConfig, ModelConfig
 from edge.targets import INPUT, OUTPUT, state_names, state_widths
@@ -49,7 +49,8 @@ def build(config: ModelConfig, weights: Mapping[str, np.ndarray], g: Builder) ->
         g.output(s, f"{name}_out", width)
     k = state_widths(config)[-1]
     r = w["readout.weight"]
-    g.output(g.add(g.fc(top, r[:, :k], w["readout.bias"]), g.fc(x, r[:, k:], None)), OUTPUT, config.input_size)
+    parts = g.label(g.fc(top, r[:, :k], w["readout.bias"]), RO_STATE), g.label(g.fc(x, r[:, k:], None), RO_INPUT)
+    g.output(g.add(*parts), OUTPUT, config.input_size)
 
 
 def int8_grids(art) -> dict[str, float]:
@@ -80,7 +81,8 @@ def _gru(c: GRUConfig, w: dict, g: Builder, x, states: list):
 
 def _esn(c: ESNConfig, w: dict, g: Builder, x, states: list):
     (s,) = states
-    pre = g.label(g.add(g.fc(x, w["w_in"], w["bias"]), g.fc(s, w["w"], None)), PREACT)
+    pre = g.label(g.add(g.label(g.fc(x, w["w_in"], w["bias"]), FC_IN), g.label(g.fc(s, w["w"], None), FC_REC)),
+                  PREACT)
     a = np.float32(c.leak)  # the reference computes 1 - a in float32 too
     th = g.label(g.tanh(pre), TANH)
     new = g.add(g.label(g.scale(s, float(np.float32(1.0) - a)), KEEP), g.label(g.scale(th, float(a)), NEW))

@@ -45,9 +45,9 @@ class _OnnxBuilder:
         self._n += 1
         return f"{op.lower()}_{self._n}"
 
-    def _op(self, op: str, *ins: str) -> str:
+    def _op(self, op: str, *ins: str, **attrs) -> str:
         out = self._name(op)
-        self.nodes.append(self.h.make_node(op, list(ins), [out], name=out))
+        self.nodes.append(self.h.make_node(op, list(ins), [out], name=out, **attrs))
         return out
 
     def _const(self, a: np.ndarray, hint: str) -> str:
@@ -69,8 +69,11 @@ class _OnnxBuilder:
         self.outputs.append(self.h.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", width]))
 
     def fc(self, x: str, w: np.ndarray, b: np.ndarray | None) -> str:
-        y = self._op("MatMul", x, self._const(w.T, "weight"))
-        return y if b is None else self._op("Add", y, self._const(b, "bias"))
+        if b is None:
+            return self._op("MatMul", x, self._const(w.T, "weight"))
+        # one Gemm, not MatMul + Add: int8 then adds the bias in the int32 accumulator (as TFLite's
+        # FULLY_CONNECTED does) instead of rounding the product onto a grid of its own first
+        return self._op("Gemm", x, self._const(w, "weight"), self._const(b, "bias"), transB=1)
 
     def add(self, a: str, b: str) -> str:
         return self._op("Add", a, b)
@@ -144,7 +147,7 @@ def write_int8(art: Artifact, path: Path) -> Path:
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                             calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                           "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+                                           "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1, "Gemm": 0},
                                            "TensorQuantOverrides": overrides})
         finally:
             logging.disable(logging.NOTSET)

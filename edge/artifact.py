@@ -63,6 +63,14 @@ def quantized_names(config: ModelConfig) -> list[str]:
     return [n for n, s in weight_shapes(config).items() if len(s) == 2 and n not in low]
 
 
+def quantized_splits(config: ModelConfig, name: str) -> tuple[int, ...]:
+    """The column blocks quantized as separate matrices (`quant.quantize_per_channel`): the
+    readout's state and input parts, which the step graph multiplies in two fully-connected ops."""
+    if name != "readout.weight":
+        return ()
+    return (weight_shapes(config)[name][1] - config.input_size,)
+
+
 def model_id(config: ModelConfig, weights: Mapping[str, np.ndarray]) -> str:
     """A content id of the model (config and arrays), stable across saves, 16 hex digits."""
     h = hashlib.sha256(json.dumps(config_to_dict(config), sort_keys=True).encode())
@@ -266,10 +274,16 @@ def load_artifact(path: str | Path) -> Artifact:
         for name in quantized_names(config):
             shape = weight_shapes(config)[name]
             _check_array(WEIGHTS, f"{name}.q", weights.get(f"{name}.q"), shape, "int8")
-            _check_array(WEIGHTS, f"{name}.scale", weights.get(f"{name}.scale"), shape[:1], "float32")
+            blocks = len(quantized_splits(config, name)) + 1
+            _check_array(WEIGHTS, f"{name}.scale", weights.get(f"{name}.scale"),
+                         shape[:1] + ((blocks,) if blocks > 1 else ()), "float32")
         acts = quant.get("activations") if isinstance(quant, dict) else None
         if not isinstance(acts, dict):
             raise ArtifactError(f"{mpath}: quantization.activations must map tensor names to [lo, hi]")
+        missing = [name for name in activation_names(config) if name not in acts]
+        if missing:  # e.g. an int8 ESN quantized before its fully-connected parts got grids of their own
+            raise ArtifactError(f"{mpath}: quantization.activations has no range for {', '.join(missing)}, "
+                                f"which this rnnedge's int8 {config.kind} rounds on; train it again with --int8")
         for name in activation_names(config):
             lo, hi = _floats(mpath, f"quantization.activations.{name}", acts.get(name), 2)
             if lo > hi:

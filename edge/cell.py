@@ -81,22 +81,37 @@ class Readout:
         k = s.shape[1]
         return s @ self.weight[:, :k].T + x @ self.weight[:, k:].T + self.bias
 
+    def parts(self, s: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two fully-connected outputs the step graph adds: W[:, :S] s + b and W[:, S:] x."""
+        k = s.shape[1]
+        return s @ self.weight[:, :k].T + self.bias, x @ self.weight[:, k:].T
+
 
 @dataclass(frozen=True)
 class QReadout:
-    """The int8 readout: state and input quantized on their own scales, output requantized."""
+    """The int8 readout. Its state and input parts are two matrices, each with per-channel int8
+    weights of its own (`build`'s w_scale is float32[D, 2]), as the step graph's two
+    fully-connected ops are; they multiply the state and the input on their own scales, and the
+    output is requantized. With `part_scales`, each part (W[:, :S] s + b, W[:, S:] x) is rounded
+    onto its own grid before the two are added, as an int8 target's FULLY_CONNECTED and ADD do."""
 
     state_part: QLinear
     input_part: QLinear
     bias: np.ndarray
     out_scale: float
+    part_scales: tuple[float, float] | None = None
 
     @classmethod
     def build(cls, q: np.ndarray, w_scale: np.ndarray, bias: np.ndarray, state_size: int,
-              state_scale: float, input_scale: float, out_scale: float) -> "QReadout":
-        return cls(QLinear.build(q[:, :state_size], w_scale, state_scale),
-                   QLinear.build(q[:, state_size:], w_scale, input_scale),
-                   np.asarray(bias, np.float32), out_scale)
+              state_scale: float, input_scale: float, out_scale: float,
+              part_scales: tuple[float, float] | None = None) -> "QReadout":
+        return cls(QLinear.build(q[:, :state_size], w_scale[:, 0], state_scale),
+                   QLinear.build(q[:, state_size:], w_scale[:, 1], input_scale),
+                   np.asarray(bias, np.float32), out_scale, part_scales)
 
     def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return requantize(self.state_part(s) + self.input_part(x) + self.bias, self.out_scale)
+        if self.part_scales is None:
+            return requantize(self.state_part(s) + self.input_part(x) + self.bias, self.out_scale)
+        s_state, s_input = self.part_scales
+        return requantize(requantize(self.state_part(s) + self.bias, s_state)
+                          + requantize(self.input_part(x), s_input), self.out_scale)

@@ -21,8 +21,15 @@ TANH_SCALE = 1.0 / 128  # the output grid of every int8 TFLite TANH (zero point 
 _EXACT_F32_K = (1 << 24) // (QMAX * QMAX)
 
 
-def quantize_per_channel(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """w: float32[O, I] -> (int8[O, I], scale float32[O]). An all-zero row gets scale 1."""
+def quantize_per_channel(w: np.ndarray, splits: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """w: float32[O, I] -> (int8[O, I], scale float32[O]). An all-zero row gets scale 1.
+
+    With `splits` (column indices), each block of columns is its own matrix, as in a graph that
+    multiplies them in separate fully-connected ops: q holds the blocks side by side and scale is
+    float32[O, blocks]."""
+    if splits:
+        blocks = [quantize_per_channel(b) for b in np.split(w, splits, axis=1)]
+        return np.concatenate([q for q, _ in blocks], axis=1), np.stack([s for _, s in blocks], axis=1)
     amax = np.abs(w).max(axis=1)
     scale = np.where(amax > 0, amax / QMAX, 1.0).astype(np.float32)
     q = np.clip(np.rint(w / scale[:, None]), -QMAX, QMAX).astype(np.int8)

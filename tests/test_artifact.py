@@ -100,6 +100,20 @@ def test_missing_array(copy):
         load_artifact(copy)
 
 
+def test_an_int8_esn_without_the_ranges_of_its_fully_connected_outputs_is_refused(copy):
+    """An int8 ESN quantized before its fully-connected outputs got grids of their own is refused
+    with the reason, not served on grids it does not have."""
+    _edit_manifest(copy, lambda m: m["quantization"]["activations"].pop("fc_in"))
+    with pytest.raises(ArtifactError, match="no range for fc_in.*train it again with --int8"):
+        load_artifact(copy)
+
+
+def test_a_readout_quantized_as_one_matrix_is_refused(copy):
+    _rewrite_weights(copy, lambda w: w.update({"readout.weight.scale": w["readout.weight.scale"][:, 0].copy()}))
+    with pytest.raises(ShapeMismatchError, match=r"'readout.weight.scale' has shape \[2\].*needs \[2, 2\]"):
+        load_artifact(copy)
+
+
 def test_nan_weights(copy):
     def poison(w):
         w["readout.weight"][0, 3] = np.nan

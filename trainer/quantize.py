@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.artifact import activation_names, quantized_names
+from edge.artifact import activation_names, quantized_names, quantized_splits
 from edge.cell import Cell
 from edge.quant import quantize_per_channel
 from edge.specs import ModelConfig
@@ -22,7 +22,7 @@ def quantize_weights(config: ModelConfig, weights: dict[str, np.ndarray]) -> dic
     """`{name}.q` (int8) and `{name}.scale` (float32 per output channel) for every matrix."""
     out = {}
     for name in quantized_names(config):
-        out[f"{name}.q"], out[f"{name}.scale"] = quantize_per_channel(weights[name])
+        out[f"{name}.q"], out[f"{name}.scale"] = quantize_per_channel(weights[name], quantized_splits(config, name))
     return out
 
 
