@@ -12,7 +12,7 @@ calibrated (MinMax) on the artifact's representative samples fed as one whole ba
 ranges cover every sample rather than a running average. The state input and each state output
 are pinned to the artifact's one state scale, so the state fed back lies on the grid the next step
 quantizes it to, as in the numpy int8 reference, and the tensors the graph names on the reference
-cell's grids (`grids()`: an ESN's pre-activation, tanh and leaky-update terms).
+cell's grids (`grids()`: an ESN's fully-connected outputs, pre-activation, tanh and leaky-update terms).
 """
 
 from __future__ import annotations

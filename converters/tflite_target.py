@@ -12,7 +12,7 @@ moving-average update over single samples narrows the ranges far below what the 
 Then the input x, the output y_hat and every state tensor get the artifact's calibrated ranges, and
 each state input and its output one scale, so the runtime feeds the state back without requantizing;
 the tensors the graph names get the int8 reference cell's grids (`grids()`), so the target rounds
-where the reference does (an ESN: all but inside the two fully-connected sums).
+where the reference does (an ESN: everywhere, its four fully-connected outputs included).
 """
 
 from __future__ import annotations
