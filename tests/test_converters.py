@@ -112,8 +112,8 @@ def test_an_int8_esn_target_steps_as_its_reference_does(converted, stream, name)
     """Pinned on every grid the int8 ESN reference rounds on, fully-connected outputs included,
     and with the readout's two parts quantized as the two matrices the graph multiplies, the
     target's forecast equals the reference's bit for bit on most steps of a closed loop (here
-    90-92%; 21-28% while the target rounded its fully-connected outputs on grids of its own). The
-    rest is int8 ADD's own fixed point (a step now and then), carried on by the recurrent state."""
+    90-92%; under 1% while the target rounded its fully-connected outputs on grids of its own).
+    The rest is int8 ADD's own fixed point (a step now and then), carried on by the recurrent state."""
     from edge.cell import run
     art, paths = converted
     if art.config.kind != "esn":
