@@ -72,14 +72,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Readout:
-    """y = W[:, :S] s + W[:, S:] x + b: a linear forecast from the top state and the input."""
+    """y = (W[:, :S] s + b) + W[:, S:] x: a linear forecast from the top state and the input, added
+    in the step graph's order."""
 
     weight: np.ndarray  # float32[D, S_top + D]
     bias: np.ndarray    # float32[D]
 
     def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        k = s.shape[1]
-        return s @ self.weight[:, :k].T + x @ self.weight[:, k:].T + self.bias
+        state_part, input_part = self.parts(s, x)
+        return state_part + input_part
 
     def parts(self, s: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The two fully-connected outputs the step graph adds: W[:, :S] s + b and W[:, S:] x."""

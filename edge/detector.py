@@ -17,7 +17,7 @@ from .artifact import Artifact
 from .cell import Cell, init_state
 from .errors import ArtifactError, DataError
 from .scoring import _NEG_INV_LN10, Adaptive, shares
-from .seasonal import PERIOD_S, DailyProfile
+from .seasonal import DailyProfile
 
 try:  # the optional C extension (setup.py): one stream's scoring step in a fraction of a microsecond
     from . import _rowstep
@@ -138,7 +138,7 @@ class Detector:
         else:
             ps = pr.scorer
             spreads, knots = np.array([pr.spread, ps._center, ps._scale]), np.array([ps.knots_d, ps.knots_p])
-            pvalues = {"period": PERIOD_S, "bin_s": pr.bin_s, "alpha": pr.alpha, "weight": pr.weight,
+            pvalues = {"period": pr.period_s, "bin_s": pr.bin_s, "alpha": pr.alpha, "weight": pr.weight,
                        "gate": pr.gate, "tail_beta": ps.tail_beta}
         self._profile_consts = (np.ascontiguousarray(spreads, np.float64), np.ascontiguousarray(knots, np.float64),
                                 np.array([pvalues.get(k, 1.0) for k in PROFILE_PARAMS], np.float64))

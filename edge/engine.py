@@ -366,8 +366,8 @@ class Engine:
         state restarts from zero (a state of another model means nothing) and re-warms, and so do the
         adaptive score's statistics (its surprise is another model's); alert machines, value ranges
         and timestamps carry on, so an open alert is neither lost nor raised again. Each stream's daily
-        profile carries on where the new model cuts the day into the same bins (it describes the
-        stream, not the model); its surprise statistics restart."""
+        profile carries on where the new model cuts the same period (a day or a week) into the same
+        bins (it describes the stream, not the model); its surprise statistics restart."""
         new = list(detector.artifact.features)
         if new != self.features:
             raise ConfigError(f"the new model takes features {new}; the streams carry {self.features}")
@@ -380,7 +380,7 @@ class Engine:
         self.adapt[:] = Adaptive.zeros(len(self.seen))
         season, profile = detector.profile_zeros(len(self.seen))
         old, new = self.detector.daily, detector.daily
-        if old is not None and new is not None and (old.bin_s, old.bins) == (new.bin_s, new.bins):
+        if old is not None and new is not None and (old.period_s, old.bin_s, old.bins) == (new.period_s, new.bin_s, new.bins):
             profile = self.profile
         self.season, self.profile = season, profile
         self.detector = detector

@@ -77,9 +77,10 @@ class ESNCell(ConfigShapes):
     def step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`taps`, when given, receives the tensors whose ranges int8 needs (`activation_names`)."""
         state = self.reservoir_step(x, state, taps)
-        if taps is not None:
-            taps[RO_STATE], taps[RO_INPUT] = self.readout.parts(state, x)
-        return self.readout(state, x), state
+        if taps is None:
+            return self.readout(state, x), state
+        taps[RO_STATE], taps[RO_INPUT] = parts = self.readout.parts(state, x)
+        return parts[0] + parts[1], state
 
 
 @dataclass(frozen=True)

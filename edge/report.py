@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .artifact import Artifact, quantized_names, weight_shapes
+from .seasonal import WEEK_S
 
 
 def text_table(rows: list[tuple[str, ...]]) -> str:
@@ -84,11 +85,12 @@ def describe(art: Artifact) -> str:
                  f"exponential tail mean excess {s.tail_beta:.3f}")
     dp = m.get("daily_profile")
     if dp:
-        lines.append(f"  daily       profile of {dp['bins']} bins of {dp['bin_s']:g} s per stream, "
+        period = "week" if dp["period_s"] == WEEK_S else "day"
+        lines.append(f"  profile     a {period} in {dp['bins']} bins of {dp['bin_s']:g} s per stream, "
                      f"weight {dp['weight']:g}, alpha {dp['alpha']:g}, "
                      f"learns while the forecaster's z is under {dp['gate']:g}")
     elif "daily_profile" in metrics:
-        lines.append(f"  daily       {metrics['daily_profile']}")
+        lines.append(f"  profile     {metrics['daily_profile']}")
     pv = m.get("provenance", {})
     if pv:
         d = pv["data"]

@@ -1,12 +1,16 @@
-"""A daily profile per stream: what each time of day usually looks like, learned online.
+"""A daily (or weekly) profile per stream: what each time of day usually looks like, learned online.
 
 A one-step forecaster misses the anomaly that is an absence: the daily peak that does not come,
 a night that stays busy. Each step looks like its predecessor, so the residual stays small. The
 profile compares a sample with the same time on earlier days instead.
 
-The day is cut into `bins` phase bins of `bin_s` seconds (the training rows' median sampling
-interval, at least 5 minutes): bin k = round((ts mod 86400) / bin_s) mod bins. Per stream and bin
-the profile holds an exponential average of the raw values (`alpha`). A sample in a bin its stream
+The period is a day, or a week where the training rows span two weeks (one to visit every time
+of the week, one to calibrate against): human-driven series (traffic, trade, logins) repeat by the
+week, and a holiday is a weekday that looks like a Sunday, which a day's profile, every day of
+which mixes weekdays and weekends, cannot see. The period is cut into `bins` phase bins of `bin_s`
+seconds (the training rows' median sampling interval, at least 5 minutes): bin
+k = round((ts mod period_s) / bin_s) mod bins. Per stream and bin the profile holds an exponential
+average of the raw values (`alpha`). A sample in a bin its stream
 has not visited yet initialises the bin and is not scored. Otherwise its residual
 (x - profile[k]) / spread, where spread is the training values' standard deviation per channel, is
 scored by the `Scorer` calibrated on the training rows' residuals of the same online rule. Its
@@ -20,9 +24,10 @@ normal values that follow, and would flag them every day (NAB's ec2_cpu_utilizat
 on 11 days).
 
 Nothing is learned from the training stream's profile itself: every stream, including one the
-model was not trained on, builds its own during its first day, so the channel stays silent until
-then. Measured on NAB (README, "what moved the score"): it catches the missing daily peaks
-(art_daily_jumpsdown, art_daily_nojump) that the forecaster misses.
+model was not trained on, builds its own during its first period, so the channel stays silent
+until then. Measured on NAB (README, "what moved the score"): the day's profile catches the missing
+daily peaks (art_daily_jumpsdown, art_daily_nojump) that the forecaster misses; the week's, the
+holidays of nyc_taxi.
 
 Per-stream state: float64[B, 3] (the surprise's running mean, variance and count) and the profile
 float32[B, bins, D] (NaN: bin not visited yet).
@@ -40,15 +45,15 @@ from .errors import ArtifactError, ConfigError
 from .scoring import _NEG_INV_LN10, Adaptive, Scorer
 from .validation import check_float, check_int
 
-PERIOD_S = 86400.0
-MIN_BIN_S = 300.0           # at most 288 bins a day: 1.2 kB per stream and channel
+DAY_S, WEEK_S = 86400.0, 7 * 86400.0
+MIN_BIN_S = 300.0           # at most 288 bins a day (1.2 kB per stream and channel), 2,016 a week (8 kB)
 MIN_BINS = 4                # sampled less often than every 6 hours, a day has no shape to learn
 MIN_RESIDUALS = 40          # the training rows must revisit bins this often to calibrate a scorer
 
 
-def phase(ts: np.ndarray, bin_s: float, bins: int) -> np.ndarray:
+def phase(ts: np.ndarray, bin_s: float, bins: int, period_s: float) -> np.ndarray:
     """The phase bin of each timestamp (epoch seconds, UTC) float64[B] -> int64[B]."""
-    return np.rint(np.mod(ts, PERIOD_S) / bin_s).astype(np.int64) % bins
+    return np.rint(np.mod(ts, period_s) / bin_s).astype(np.int64) % bins
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,14 @@ class DailyProfile:
     alpha: float = 0.25
     weight: float = 0.6
     gate: float = 2.0
+    period_s: float = DAY_S
 
     def __post_init__(self) -> None:
-        check_float("DailyProfile", "bin_s", self.bin_s, MIN_BIN_S, PERIOD_S / MIN_BINS)
-        check_int("DailyProfile", "bins", self.bins, MIN_BINS, int(PERIOD_S / MIN_BIN_S))
+        if self.period_s not in (DAY_S, WEEK_S):
+            raise ConfigError(f"DailyProfile: period_s is {self.period_s!r}; this version knows days "
+                              f"({DAY_S:g} s) and weeks ({WEEK_S:g} s)")
+        check_float("DailyProfile", "bin_s", self.bin_s, MIN_BIN_S, self.period_s / MIN_BINS)
+        check_int("DailyProfile", "bins", self.bins, MIN_BINS, int(self.period_s / MIN_BIN_S))
         check_float("DailyProfile", "alpha", self.alpha, 0.0, 1.0, lo_open=True)
         check_float("DailyProfile", "weight", self.weight, 0.0, 100.0, lo_open=True)
         check_float("DailyProfile", "gate", self.gate, 0.0, 1e6, lo_open=True)
@@ -77,22 +86,33 @@ class DailyProfile:
     @classmethod
     def fit(cls, ts: np.ndarray, values: np.ndarray, *, weight: float = 0.6) -> tuple["DailyProfile | None", str]:
         """From training rows (ts float64[N] epoch seconds, values float[N, D]): the profile's
-        settings and its scorer, or None and the reason there is none."""
+        settings and its scorer, or None and the reason there is none. A week's profile where the
+        training rows span two weeks (one to learn each time of the week, one to calibrate), else a
+        day's."""
         ts, values = np.asarray(ts, np.float64), np.asarray(values, np.float64)
         if len(ts) < 2:
             return None, "fewer than two training rows"
         span = ts[-1] - ts[0]
-        if span < PERIOD_S:
+        if span >= 2 * WEEK_S:
+            weekly, _ = cls._fit(ts, values, WEEK_S, weight)
+            if weekly is not None:
+                return weekly, ""
+        if span < DAY_S:
             return None, f"the training rows span {span / 3600:.1f} hours; a daily profile needs a whole day"
+        return cls._fit(ts, values, DAY_S, weight)
+
+    @classmethod
+    def _fit(cls, ts: np.ndarray, values: np.ndarray, period_s: float, weight: float
+             ) -> tuple["DailyProfile | None", str]:
         bin_s = max(float(np.median(np.diff(ts))), MIN_BIN_S)
-        bins = int(round(PERIOD_S / bin_s))
-        if bin_s > PERIOD_S / MIN_BINS:
+        bins = int(round(period_s / bin_s))
+        if bin_s > period_s / MIN_BINS:
             return None, f"rows come every {bin_s / 3600:.1f} hours; a daily profile needs at least {MIN_BINS} a day"
         spread = unit_scale(values)
         alpha = cls.alpha
         profile = np.full((bins, values.shape[1]), np.nan)
         residuals = []
-        for k, x in zip(phase(ts, bin_s, bins).tolist(), values):
+        for k, x in zip(phase(ts, bin_s, bins, period_s).tolist(), values):
             if np.isnan(profile[k, 0]):
                 profile[k] = x
             else:
@@ -100,8 +120,12 @@ class DailyProfile:
                 profile[k] += alpha * (x - profile[k])
         if len(residuals) < MIN_RESIDUALS:
             return None, (f"the training rows revisit a time of day {len(residuals)} times; "
-                          f"a daily profile needs {MIN_RESIDUALS}")
-        return cls(bin_s, bins, spread, Scorer.fit(np.array(residuals)), weight=weight), ""
+                          f"a profile needs {MIN_RESIDUALS}")
+        return cls(bin_s, bins, spread, Scorer.fit(np.array(residuals)), weight=weight, period_s=period_s), ""
+
+    def describe(self) -> str:
+        """'288 bins of 300 s' (a day's), 'a week of 2016 bins of 300 s' (a week's)."""
+        return ("a week of " if self.period_s == WEEK_S else "") + f"{self.bins} bins of {self.bin_s:g} s"
 
     # --- state ---------------------------------------------------------------------------------------
     def zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +137,7 @@ class DailyProfile:
               ad: Adaptive) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """ts float64[B], raw x float32[B, D]; updates `stats` and `profile` (first visits) in place.
         Returns (weight * z float64[B], the phase bins int64[B], visited bool[B]: the bin had a value)."""
-        k = phase(ts, self.bin_s, self.bins)
+        k = phase(ts, self.bin_s, self.bins, self.period_s)
         rows = np.arange(len(k))
         x64 = x.astype(np.float64)
         known = profile[rows, k].astype(np.float64)
@@ -149,7 +173,7 @@ class DailyProfile:
                   ad: Adaptive) -> tuple[float, int]:
         """`score` for one stream: stats float64[3] and profile float32[bins, D] (its rows), updated in
         place. Returns (weight * z, the bin or -1 when the bin was first visited now)."""
-        k = int(round(t % PERIOD_S / self.bin_s)) % self.bins
+        k = int(round(t % self.period_s / self.bin_s)) % self.bins
         row = profile[k]
         if math.isnan(row[0]):
             row[:] = xs
@@ -171,7 +195,7 @@ class DailyProfile:
 
     # --- the manifest --------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"period_s": PERIOD_S, "bin_s": self.bin_s, "bins": self.bins, "spread": self.spread.tolist(),
+        return {"period_s": self.period_s, "bin_s": self.bin_s, "bins": self.bins, "spread": self.spread.tolist(),
                 "alpha": self.alpha, "weight": self.weight, "gate": self.gate, "scorer": self.scorer.to_dict()}
 
     @classmethod
@@ -179,9 +203,8 @@ class DailyProfile:
         if d is None:
             return None
         try:
-            if d["period_s"] != PERIOD_S:
-                raise ConfigError(f"period_s is {d['period_s']!r}; this version knows days ({PERIOD_S:g} s)")
             return cls(float(d["bin_s"]), d["bins"], np.asarray(d["spread"], np.float64),
-                       Scorer.from_dict(d["scorer"], input_size), d["alpha"], d["weight"], d["gate"])
+                       Scorer.from_dict(d["scorer"], input_size), d["alpha"], d["weight"], d["gate"],
+                       float(d["period_s"]))
         except (KeyError, TypeError, ValueError, ConfigError) as e:
             raise ArtifactError(f"manifest.json: daily_profile section: {e}") from None

@@ -35,9 +35,9 @@ def test_train_info_detect_esn_on_nab(tmp_path):
     info = cli("info", model).stdout
     for field in ("kind", "size", "forecast", "int8", "alerts", "scorer", "provenance", "nyc_taxi.csv"):
         assert field in info
-    assert "daily       profile of 48 bins of 1800 s per stream, weight 0.6" in info  # half-hourly data
+    assert "profile     a week in 336 bins of 1800 s per stream, weight 0.6" in info  # half-hourly, 7 months
     cli("train", TAXI, "--rows", 500, "--profile-weight", 0, "-o", tmp_path / "flat")
-    assert "daily       none: --profile-weight 0" in cli("info", tmp_path / "flat").stdout
+    assert "profile     none: --profile-weight 0" in cli("info", tmp_path / "flat").stdout
     manifest = json.loads(cli("info", model, "--json").stdout)
     assert manifest["model"]["kind"] == "esn" and manifest["precision"] == "int8"
     det = cli("detect", model, TAXI, "--from-row", 8000, "--scores", tmp_path / "s.csv").stdout

@@ -26,6 +26,15 @@ def daily_peaks(days: int, missing: tuple = (), seed: int = 0) -> np.ndarray:
     return (10 + peak + 0.2 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)[:, None]
 
 
+def office_hours(weeks: int, holidays: tuple = (), seed: int = 0) -> np.ndarray:
+    """Every 5 minutes from Monday 2024-01-01: 10 plus noise, and 5 more from 09:00 to 17:00 on
+    weekdays except on the `holidays` (day numbers from the start)."""
+    n = 2016 * weeks
+    day, hour = np.arange(n) // 288, (np.arange(n) % 288) / 12.0
+    work = (day % 7 < 5) & (hour >= 9) & (hour < 17) & ~np.isin(day, holidays)
+    return (10 + 5.0 * work + 0.2 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)[:, None]
+
+
 @pytest.fixture(scope="module")
 def peaks_csv(tmp_path_factory):
     return write_csv(tmp_path_factory.mktemp("peaks") / "peaks.csv", daily_peaks(4), names=("v",))
@@ -48,6 +57,38 @@ def test_a_missing_daily_peak_raises_an_alert_only_with_the_profile(tmp_path, pe
     added = set(raised[0.6]) - set(raised[0.0])
     assert added and all(t in window for t in added), raised  # the profile adds alerts there and nowhere else
     assert not any(t in window for t in raised[0.0]), raised
+
+
+def test_a_holiday_raises_an_alert_with_a_weekly_profile(tmp_path):
+    """Training rows that span two weeks give a week's profile. A Thursday without office hours
+    looks, sample by sample and against every time of day, like a Sunday; against Thursdays it is
+    missing its working day. Scored from a fresh stream (its first week fills the profile), the
+    holiday raises an alert with the profile and none without it; the profile raises nothing
+    elsewhere."""
+    path = write_csv(tmp_path / "office.csv", office_hours(3)[:4320], names=("v",))  # 15 days
+    values = office_hours(4, holidays=(17,), seed=1)  # Thursday of the third week
+    ts = clock(len(values))
+    holiday = range(288 * 17, 288 * 18)
+    raised = {}
+    for weight in (0.6, 0.0):
+        det = Detector(load_artifact(train_small("esn", tmp_path / f"w{weight}", path, profile_weight=weight)))
+        if weight:
+            assert (det.daily.period_s, det.daily.bins, det.daily.bin_s) == (7 * 86400.0, 2016, 300.0)
+        out = det.run(values, ts)
+        raised[weight] = [int(t) for t in np.flatnonzero(out["events"] == 1) if t >= 2016]
+    added = set(raised[0.6]) - set(raised[0.0])
+    assert added and all(t in holiday for t in added), raised
+    assert not any(t in holiday for t in raised[0.0]), raised
+
+
+def test_the_profile_is_a_weeks_where_the_training_rows_span_two_weeks():
+    v = office_hours(3)
+    weekly, why = DailyProfile.fit(clock(4320), v[:4320])
+    assert why == "" and weekly.describe() == "a week of 2016 bins of 300 s"
+    daily, why = DailyProfile.fit(clock(4000), v[:4000])  # 13.9 days
+    assert why == "" and daily.describe() == "288 bins of 300 s"
+    section = weekly.to_dict()
+    assert section["period_s"] == 604800.0 and DailyProfile.from_dict(section, 1).to_dict() == section
 
 
 def test_each_stream_learns_its_own_profile_from_its_first_day(peaks_csv, tmp_path):
@@ -85,7 +126,7 @@ def test_the_profile_needs_a_whole_day_of_training_rows_and_timestamps(tmp_path,
     v = daily_peaks(1)
     assert DailyProfile.fit(clock(200), v[:200]) == (None, "the training rows span 16.6 hours; a daily profile "
                                                            "needs a whole day")
-    assert DailyProfile.fit(8 * 3600.0 * np.arange(100), v[:100]) == (
+    assert DailyProfile.fit(8 * 3600.0 * np.arange(40), v[:40]) == (
         None, "rows come every 8.0 hours; a daily profile needs at least 4 a day")
     profile, why = DailyProfile.fit(clock(576), daily_peaks(2))
     assert why == "" and (profile.bins, profile.bin_s) == (288, 300.0)
