@@ -380,7 +380,7 @@ class Engine:
         self.adapt[:] = Adaptive.zeros(len(self.seen))
         season, profile = detector.profile_zeros(len(self.seen))
         old, new = self.detector.daily, detector.daily
-        if old is not None and new is not None and (old.period_s, old.bin_s, old.bins) == (new.period_s, new.bin_s, new.bins):
+        if old is not None and new is not None and old.cuts_like(new):
             profile = self.profile
         self.season, self.profile = season, profile
         self.detector = detector

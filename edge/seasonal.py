@@ -8,7 +8,8 @@ The period is a day, or a week where the training rows span two weeks (one to vi
 of the week, one to calibrate against): human-driven series (traffic, trade, logins) repeat by the
 week, and a holiday is a weekday that looks like a Sunday, which a day's profile, every day of
 which mixes weekdays and weekends, cannot see. The period is cut into `bins` phase bins of `bin_s`
-seconds (the training rows' median sampling interval, at least 5 minutes): bin
+seconds (the training rows' median sampling interval, at least 5 minutes; at least 4 bins a
+period, so rows that come once a day get a week's profile of 7 bins or none): bin
 k = round((ts mod period_s) / bin_s) mod bins. Per stream and bin the profile holds an exponential
 average of the raw values (`alpha`). A sample in a bin its stream
 has not visited yet initialises the bin and is not scored. Otherwise its residual
@@ -47,7 +48,8 @@ from .validation import check_float, check_int
 
 DAY_S, WEEK_S = 86400.0, 7 * 86400.0
 MIN_BIN_S = 300.0           # at most 288 bins a day (1.2 kB per stream and channel), 2,016 a week (8 kB)
-MIN_BINS = 4                # sampled less often than every 6 hours, a day has no shape to learn
+MIN_BINS = 4                # sampled less often than every 6 hours, a day has no shape to learn (a week
+                            # sampled daily has: its 7 days)
 MIN_RESIDUALS = 40          # the training rows must revisit bins this often to calibrate a scorer
 
 
@@ -122,6 +124,10 @@ class DailyProfile:
             return None, (f"the training rows revisit a time of day {len(residuals)} times; "
                           f"a profile needs {MIN_RESIDUALS}")
         return cls(bin_s, bins, spread, Scorer.fit(np.array(residuals)), weight=weight, period_s=period_s), ""
+
+    def cuts_like(self, other: "DailyProfile") -> bool:
+        """Whether `other` cuts the same period into the same bins, so a stream's profile carries over."""
+        return (self.period_s, self.bin_s, self.bins) == (other.period_s, other.bin_s, other.bins)
 
     def describe(self) -> str:
         """'288 bins of 300 s' (a day's), 'a week of 2016 bins of 300 s' (a week's)."""

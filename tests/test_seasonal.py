@@ -87,6 +87,8 @@ def test_the_profile_is_a_weeks_where_the_training_rows_span_two_weeks():
     assert why == "" and weekly.describe() == "a week of 2016 bins of 300 s"
     daily, why = DailyProfile.fit(clock(4000), v[:4000])  # 13.9 days
     assert why == "" and daily.describe() == "288 bins of 300 s"
+    by_day, why = DailyProfile.fit(86400.0 * np.arange(60), v[:60])  # a day has no shape; a week has 7 days
+    assert why == "" and by_day.describe() == "a week of 7 bins of 86400 s"
     section = weekly.to_dict()
     assert section["period_s"] == 604800.0 and DailyProfile.from_dict(section, 1).to_dict() == section
 

@@ -106,8 +106,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "beyond it the calibrated tail is extrapolation (default: %(default)s; 0: no cap)")
     g.add_argument("--profile-weight", type=float, default=0.6,
                    help="score each sample also against its stream's daily profile (the same time on "
-                        "earlier days, learned online per stream); its z counts at this weight against the "
-                        "forecaster's. Needs training rows spanning a day (default: 0.6; 0: off)")
+                        "earlier days, or of earlier weeks where the training rows span two weeks; learned "
+                        "online per stream); its z counts at this weight against the forecaster's. Needs "
+                        "training rows spanning a day (default: 0.6; 0: off)")
 
 
 def _accelerator_arg(p: argparse.ArgumentParser, what: str = "step on the CPU (default), or serve a float "
