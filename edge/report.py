@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .artifact import Artifact, quantized_names, weight_shapes
-from .seasonal import WEEK_S
+from .seasonal import layout
 
 
 def text_table(rows: list[tuple[str, ...]]) -> str:
@@ -85,8 +85,7 @@ def describe(art: Artifact) -> str:
                  f"exponential tail mean excess {s.tail_beta:.3f}")
     dp = m.get("daily_profile")
     if dp:
-        period = "week" if dp["period_s"] == WEEK_S else "day"
-        lines.append(f"  profile     a {period} in {dp['bins']} bins of {dp['bin_s']:g} s per stream, "
+        lines.append(f"  profile     {layout(dp['period_s'], dp['bins'], dp['bin_s'])} per stream, "
                      f"weight {dp['weight']:g}, alpha {dp['alpha']:g}, "
                      f"learns while the forecaster's z is under {dp['gate']:g}")
     elif "daily_profile" in metrics:

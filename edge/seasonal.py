@@ -58,6 +58,11 @@ def phase(ts: np.ndarray, bin_s: float, bins: int, period_s: float) -> np.ndarra
     return np.rint(np.mod(ts, period_s) / bin_s).astype(np.int64) % bins
 
 
+def layout(period_s: float, bins: int, bin_s: float) -> str:
+    """'a day in 288 bins of 300 s', 'a week in 336 bins of 1800 s'."""
+    return f"a {'week' if period_s == WEEK_S else 'day'} in {bins} bins of {bin_s:g} s"
+
+
 @dataclass(frozen=True)
 class DailyProfile:
     bin_s: float
@@ -130,8 +135,7 @@ class DailyProfile:
         return (self.period_s, self.bin_s, self.bins) == (other.period_s, other.bin_s, other.bins)
 
     def describe(self) -> str:
-        """'288 bins of 300 s' (a day's), 'a week of 2016 bins of 300 s' (a week's)."""
-        return ("a week of " if self.period_s == WEEK_S else "") + f"{self.bins} bins of {self.bin_s:g} s"
+        return layout(self.period_s, self.bins, self.bin_s)
 
     # --- state ---------------------------------------------------------------------------------------
     def zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -84,11 +84,11 @@ def test_a_holiday_raises_an_alert_with_a_weekly_profile(tmp_path):
 def test_the_profile_is_a_weeks_where_the_training_rows_span_two_weeks():
     v = office_hours(3)
     weekly, why = DailyProfile.fit(clock(4320), v[:4320])
-    assert why == "" and weekly.describe() == "a week of 2016 bins of 300 s"
+    assert why == "" and weekly.describe() == "a week in 2016 bins of 300 s"
     daily, why = DailyProfile.fit(clock(4000), v[:4000])  # 13.9 days
-    assert why == "" and daily.describe() == "288 bins of 300 s"
+    assert why == "" and daily.describe() == "a day in 288 bins of 300 s"
     by_day, why = DailyProfile.fit(86400.0 * np.arange(60), v[:60])  # a day has no shape; a week has 7 days
-    assert why == "" and by_day.describe() == "a week of 7 bins of 86400 s"
+    assert why == "" and by_day.describe() == "a week in 7 bins of 86400 s"
     section = weekly.to_dict()
     assert section["period_s"] == 604800.0 and DailyProfile.from_dict(section, 1).to_dict() == section
 
@@ -133,7 +133,7 @@ def test_the_profile_needs_a_whole_day_of_training_rows_and_timestamps(tmp_path,
     profile, why = DailyProfile.fit(clock(576), daily_peaks(2))
     assert why == "" and (profile.bins, profile.bin_s) == (288, 300.0)
     art = load_artifact(train_small("esn", tmp_path / "m", peaks_csv))
-    assert art.manifest["metrics"]["daily_profile"] == "288 bins of 300 s"
+    assert art.manifest["metrics"]["daily_profile"] == "a day in 288 bins of 300 s"
     with pytest.raises(DataError, match="daily profile, so every sample needs its timestamp"):
         Detector(art).run(v)
 

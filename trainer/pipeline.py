@@ -115,7 +115,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     profile, why = None, "--profile-weight 0"
     if cfg.profile_weight > 0:
         profile, why = DailyProfile.fit(series.timestamps, values, weight=cfg.profile_weight)
-    metrics["daily_profile"] = f"{profile.describe()}" if profile else f"none: {why}"
+    metrics["daily_profile"] = profile.describe() if profile else f"none: {why}"
     if cfg.alert_on == "adaptive":
         alerts = AlertConfig.on_adaptive(cfg.adaptive_threshold, raise_after=cfg.raise_after or 1,
                                          clear_after=cfg.clear_after, cooldown=cfg.cooldown)
