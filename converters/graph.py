@@ -17,7 +17,7 @@ from typing import Generic, Mapping, Protocol, TypeVar
 import numpy as np
 
 from edge.esn import FC_IN, FC_REC, KEEP, NEW, PREACT, RO_INPUT, RO_STATE, TANH
-from edge.quant import range_scale
+from edge.quant import pinnable, range_scale
 from edge.specs import ESNConfig, GRUConfig, ModelConfig
 from edge.targets import INPUT, OUTPUT, state_names, state_widths
 
@@ -62,7 +62,8 @@ def int8_grids(art) -> dict[str, float]:
     out = {INPUT: range_scale(*r["input"]), OUTPUT: range_scale(*r["output"])}
     for n in state_names(art.config):
         out[n] = out[f"{n}_out"] = range_scale(*r["state"])
-    return {**out, **art.cell("int8").grids()}
+    # float32 values a quantizer can be pinned to exactly, as the int8 reference computes with them
+    return {name: pinnable(s) for name, s in {**out, **art.cell("int8").grids()}.items()}
 
 
 def _gru(c: GRUConfig, w: dict, g: Builder, x, states: list):

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.artifact import Artifact
-from edge.errors import ArtifactError
+from edge.errors import ArtifactError, RnnEdgeError
+from edge.quant import int8_range
 from edge.targets import INPUT, split_state
 
 from . import graph
@@ -177,13 +178,28 @@ def write_int8(art: Artifact, path: Path) -> Path:
         warnings.simplefilter("ignore", UserWarning)
         qsvs = q.calibrate({SIGNATURE: [feeds]})
         _pin(qsvs, art)
-        model = q.quantize(qsvs, enable_progress_report=False).quantized_model
-    Path(path).write_bytes(bytes(model))
+        model = bytes(q.quantize(qsvs, enable_progress_report=False).quantized_model)
+    _check_scales(model, art)
+    Path(path).write_bytes(model)
     return path
 
 
 def _pin(qsvs: dict, art: Artifact) -> None:
-    """Put the tensors `graph.int8_grids` names on those grids: [-128, 127] steps, since the
-    quantizer's scale is (max - min) / 255."""
+    """Put the tensors `graph.int8_grids` names on those grids: [-128, 127] steps, stated so that
+    the quantizer's scale is the grid's float32 value exactly (`edge.quant.int8_range`)."""
     for name, scale in graph.int8_grids(art).items():
-        qsvs[name] = {"min": np.array(-128 * scale, np.float32), "max": np.array(127 * scale, np.float32)}
+        lo, hi = int8_range(scale)
+        qsvs[name] = {"min": np.array(lo, np.float32), "max": np.array(hi, np.float32)}
+
+
+def _check_scales(model: bytes, art: Artifact) -> None:
+    """Refuse a target whose quantizer did not keep a pinned grid exactly."""
+    from ai_edge_litert import schema_py_generated as s
+    tensors = s.ModelT.InitFromPackedBuf(model, 0).subgraphs[0].tensors
+    got = {t.name.decode() if isinstance(t.name, bytes) else t.name: t.quantization for t in tensors}
+    for name, scale in graph.int8_grids(art).items():
+        q = got.get(name)
+        if q is None or q.scale is None or len(q.scale) != 1 or np.float32(q.scale[0]) != np.float32(scale) \
+                or list(q.zeroPoint) != [0]:
+            raise RnnEdgeError(f"{art.path}: the int8 quantizer did not keep tensor {name!r} on its grid "
+                               f"(scale {scale!r}, zero point 0); got {None if q is None else (q.scale, q.zeroPoint)}")

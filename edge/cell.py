@@ -90,29 +90,22 @@ class Readout:
 
 @dataclass(frozen=True)
 class QReadout:
-    """The int8 readout. Its state and input parts are two matrices, each with per-channel int8
-    weights of its own (`build`'s w_scale is float32[D, 2]), as the step graph's two
+    """The int8 readout of a GRU. Its state and input parts are two matrices, each with per-channel
+    int8 weights of its own (`build`'s w_scale is float32[D, 2]), as the step graph's two
     fully-connected ops are; they multiply the state and the input on their own scales, and the
-    output is requantized. With `part_scales`, each part (W[:, :S] s + b, W[:, S:] x) is rounded
-    onto its own grid before the two are added, as an int8 target's FULLY_CONNECTED and ADD do."""
+    output is requantized. (An int8 ESN rounds each part as its target does: `edge.esn.ESNInt8Cell`.)"""
 
     state_part: QLinear
     input_part: QLinear
     bias: np.ndarray
     out_scale: float
-    part_scales: tuple[float, float] | None = None
 
     @classmethod
     def build(cls, q: np.ndarray, w_scale: np.ndarray, bias: np.ndarray, state_size: int,
-              state_scale: float, input_scale: float, out_scale: float,
-              part_scales: tuple[float, float] | None = None) -> "QReadout":
+              state_scale: float, input_scale: float, out_scale: float) -> "QReadout":
         return cls(QLinear.build(q[:, :state_size], w_scale[:, 0], state_scale),
                    QLinear.build(q[:, state_size:], w_scale[:, 1], input_scale),
-                   np.asarray(bias, np.float32), out_scale, part_scales)
+                   np.asarray(bias, np.float32), out_scale)
 
     def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        if self.part_scales is None:
-            return requantize(self.state_part(s) + self.input_part(x) + self.bias, self.out_scale)
-        s_state, s_input = self.part_scales
-        return requantize(requantize(self.state_part(s) + self.bias, s_state)
-                          + requantize(self.input_part(x), s_input), self.out_scale)
+        return requantize(self.state_part(s) + self.input_part(x) + self.bias, self.out_scale)

@@ -10,9 +10,9 @@ from typing import Mapping
 
 import numpy as np
 
-from .cell import ConfigShapes, QReadout, Readout
+from .cell import ConfigShapes, Readout
 from .errors import ConfigError
-from .quant import TANH_SCALE, QLinear, range_scale, requantize
+from .quant import TANH_SCALE, Int8Add, Int8FC, f32, int8_tanh_table, pinnable, quantize, range_scale
 from .specs import ESNConfig
 
 # the names the step graph gives the tensors whose int8 grids ESNInt8Cell sets (converters.graph):
@@ -85,48 +85,51 @@ class ESNCell(ConfigShapes):
 
 @dataclass(frozen=True)
 class ESNInt8Cell(ConfigShapes):
-    """The int8 step as an int8 target computes it: integer matmuls, each fully-connected output
-    (W_in x + b, W s, and the readout's two parts) rounded onto its calibrated grid before the sum
-    of the two is rounded onto the pre-activation's (or the output's), tanh onto int8 TANH's fixed
-    grid (1/128, as every int8 TFLite and TFLite Micro kernel gives it), the leaky update onto the
-    state's. `grids` gives the int8 targets these grids, and those of the update's two terms, on
-    which (1 - a) s and a tanh are exact, so a target pinned to them rounds where this cell does."""
+    """The int8 step as its tflite-int8 target computes it on LiteRT's CPU path, bit for bit: the
+    four fully-connected ops (W_in x + b and W s, the readout's W_s s + b and W_x x), each onto its
+    calibrated grid, and the three ADDs of the step graph (`edge.quant.Int8FC`, `Int8Add`: XNNPACK's
+    arithmetic), tanh onto int8 TANH's fixed grid (1/128, as every int8 TFLite and TFLite Micro
+    kernel gives it) from a table. The leaky update's two terms (1 - a) s and a tanh lie on grids
+    on which they are exact (`grids`), so their int8 values are those of s and tanh, and the update
+    is the ADD of the two onto the state's grid. `grids` gives the int8 targets every grid, so a
+    target pinned to them rounds where this cell does."""
 
     config: ESNConfig
-    w_in: QLinear
-    w: QLinear
-    bias: np.ndarray
-    fc_scales: tuple[float, float]  # W_in x + b, W s
-    preact_scale: float
-    state_scale: float
-    readout: QReadout
+    scales: dict[str, float]  # "input", "state", "output" and the named tensors of the step graph
+    fc_in: Int8FC
+    fc_rec: Int8FC
+    preact: Int8Add
+    tanh: np.ndarray  # int8 TANH of every int8 pre-activation (+ 128)
+    update: Int8Add
+    ro_state: Int8FC
+    ro_input: Int8FC
+    output: Int8Add
 
     @classmethod
     def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray],
                      ranges: Mapping[str, tuple[float, float]]) -> "ESNInt8Cell":
-        s_in, s_state = range_scale(*ranges["input"]), range_scale(*ranges["state"])
-        scale = {name: range_scale(*ranges[name]) for name in (PREACT, *PARTS)}
-        return cls(config,
-                   QLinear.build(w["w_in.q"], w["w_in.scale"], s_in),
-                   QLinear.build(w["w.q"], w["w.scale"], s_state),
-                   np.asarray(w["bias"], np.float32),
-                   (scale[FC_IN], scale[FC_REC]), scale[PREACT], s_state,
-                   QReadout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"],
-                                  config.units, s_state, s_in, range_scale(*ranges["output"]),
-                                  (scale[RO_STATE], scale[RO_INPUT])))
+        s = {name: pinnable(range_scale(*ranges[name])) for name in ("input", "state", "output", PREACT, *PARTS)}
+        a = np.float32(config.leak)
+        s[TANH], s[KEEP], s[NEW] = TANH_SCALE, pinnable((1.0 - a) * s["state"]), pinnable(a * TANH_SCALE)
+        units, q, w_scale = config.units, w["readout.weight.q"], w["readout.weight.scale"]
+        return cls(config, s,
+                   Int8FC.build(w["w_in.q"], w["w_in.scale"], s["input"], s[FC_IN], w["bias"]),
+                   Int8FC.build(w["w.q"], w["w.scale"], s["state"], s[FC_REC]),
+                   Int8Add.build(s[FC_IN], s[FC_REC], s[PREACT]),
+                   int8_tanh_table(s[PREACT]),
+                   Int8Add.build(s[KEEP], s[NEW], s["state"]),
+                   Int8FC.build(q[:, :units], w_scale[:, 0], s["state"], s[RO_STATE], w["readout.bias"]),
+                   Int8FC.build(q[:, units:], w_scale[:, 1], s["input"], s[RO_INPUT]),
+                   Int8Add.build(s[RO_STATE], s[RO_INPUT], s["output"]))
 
     def grids(self) -> dict[str, float]:
-        """The int8 scale of each named tensor of the step graph."""
-        a = float(np.float32(self.config.leak))
-        return {FC_IN: self.fc_scales[0], FC_REC: self.fc_scales[1], PREACT: self.preact_scale,
-                TANH: TANH_SCALE, KEEP: (1.0 - a) * self.state_scale, NEW: a * TANH_SCALE,
-                RO_STATE: self.readout.part_scales[0], RO_INPUT: self.readout.part_scales[1]}
+        """The int8 scale of each named tensor of the step graph (float32 values)."""
+        return {name: self.scales[name] for name in (FC_IN, FC_REC, PREACT, TANH, KEEP, NEW, RO_STATE, RO_INPUT)}
 
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a = np.float32(self.config.leak)
-        s_in, s_rec = self.fc_scales
-        pre = requantize(requantize(self.w_in(x) + self.bias, s_in) + requantize(self.w(state), s_rec),
-                         self.preact_scale)
-        new = requantize(np.tanh(pre), TANH_SCALE)
-        state = requantize((np.float32(1.0) - a) * state + a * new, self.state_scale)
-        return self.readout(state, x), state
+        s = self.scales
+        xq, sq = quantize(x, s["input"]), quantize(state, s["state"])
+        pre = self.preact(self.fc_in(xq), self.fc_rec(sq))
+        sq = self.update(sq, self.tanh[(pre + 128.0).astype(np.intp)])
+        yq = self.output(self.ro_state(sq), self.ro_input(xq))
+        return yq * f32(s["output"]), sq * f32(s["state"])

@@ -72,3 +72,94 @@ class QLinear:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         acc = quantize(x, self.in_scale).astype(self.q.dtype, copy=False) @ self.q.T
         return (acc * (self.w_scale * np.float32(self.in_scale))).astype(np.float32, copy=False)
+
+
+# The int8 ops below compute what LiteRT's CPU path (XNNPACK) computes, bit for bit, from the same
+# float32 scales: an int8 ESN's reference and its tflite-int8 target then step alike. Values are int8
+# integers held in float arrays (exact), as `quantize` gives them.
+
+def f32(scale: float) -> np.float32:
+    """A scale as an int8 tensor stores it (float32): what every op below computes from."""
+    return np.float32(scale)
+
+
+def int8_range(scale: float) -> tuple[np.float32, np.float32] | None:
+    """The float32 range [min, max] = [-128 scale, about 127 scale] from which a quantizer computing
+    (max - min) / 255 in float32 (as ai-edge-quantizer turns a calibrated range into an int8 scale)
+    gets `scale` exactly, with zero point 0; None where no such range exists (about 1 scale in 200:
+    just above a power of two, max - min has too coarse a step)."""
+    s = f32(scale)
+    lo, hi = np.float32(-128) * s, np.float32(127) * s  # lo is exact
+    for _ in range(4):
+        got = (hi - lo) / np.float32(255)
+        if got == s:
+            return lo, hi
+        hi = np.nextafter(hi, np.float32(np.inf if got < s else -np.inf))
+    return None
+
+
+def pinnable(scale: float) -> float:
+    """The smallest float32 scale >= `scale` an int8 target can be pinned to exactly (`int8_range`)."""
+    s = f32(scale)
+    while int8_range(s) is None:
+        s = np.nextafter(s, np.float32(np.inf))
+    return float(s)
+
+
+@dataclass(frozen=True)
+class Int8FC:
+    """An int8 fully-connected op as XNNPACK's qs8 (per-channel int8 weights) kernels compute it: the
+    int8 x int8 products and the int32 bias (b / (s_in s_w), rounded in float32 as ai-edge-quantizer
+    rounds it) summed exactly, the sum converted to float32, times the float32 requantization scale
+    s_in s_w / s_out, rounded half to even and clamped to int8."""
+
+    q: np.ndarray            # [O, I] integer-valued, float32 where every sum is exact in it, else float64
+    bias: np.ndarray | None  # [O] int32 values, q's dtype
+    mult: np.ndarray         # float32[O]
+
+    @classmethod
+    def build(cls, q: np.ndarray, w_scale: np.ndarray, in_scale: float, out_scale: float,
+              bias: np.ndarray | None = None) -> "Int8FC":
+        s = f32(in_scale) * np.asarray(w_scale, np.float32)
+        bq = None if bias is None else np.clip(np.rint(np.asarray(bias, np.float32) / s), -(2**31 - 1), 2**31 - 1)
+        bound = q.shape[1] * QMAX * -QMIN_ACT + (0.0 if bq is None else float(np.abs(bq).max()))
+        dtype = np.float32 if bound < 2**24 else np.float64
+        return cls(np.ascontiguousarray(q, dtype), None if bq is None else bq.astype(dtype), s / f32(out_scale))
+
+    def __call__(self, xq: np.ndarray) -> np.ndarray:
+        acc = xq.astype(self.q.dtype, copy=False) @ self.q.T
+        if self.bias is not None:
+            acc += self.bias
+        return np.clip(np.rint(acc.astype(np.float32, copy=False) * self.mult), QMIN_ACT, QMAX)
+
+
+@dataclass(frozen=True)
+class Int8Add:
+    """An int8 ADD of a (scale s_a) and b (s_b) onto s_out as XNNPACK's qs8 add computes it: each
+    input times a fixed-point multiplier round(s_x / s_out * 2^shift) (the larger one of 21 bits),
+    plus half of 2^shift, shifted right arithmetically (a floor) by shift, clamped to int8. This is
+    not exact rounding: a sum half-way between two steps rounds by which way its multipliers erred."""
+
+    a_mult: float
+    b_mult: float
+    shift: int
+
+    @classmethod
+    def build(cls, a_scale: float, b_scale: float, out_scale: float) -> "Int8Add":
+        ra, rb = f32(a_scale) / f32(out_scale), f32(b_scale) / f32(out_scale)
+        exponent = int(np.array(max(ra, rb), np.float32).view(np.uint32)) >> 23
+        shift = 20 - (exponent - 127)
+        mult = [float(np.rint(np.ldexp(r, shift).astype(np.float32))) for r in (ra, rb)]
+        return cls(mult[0], mult[1], shift)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # float64 holds every term exactly (|a| <= 128, multipliers < 2^21), and scaling by 2^-shift is exact
+        acc = a.astype(np.float64) * self.a_mult + b.astype(np.float64) * self.b_mult + 2.0 ** (self.shift - 1)
+        return np.clip(np.floor(acc * 2.0 ** -self.shift), QMIN_ACT, QMAX).astype(np.float32)
+
+
+def int8_tanh_table(in_scale: float) -> np.ndarray:
+    """int8 TANH as a 256-entry table on int8 input + 128 (as XNNPACK builds it): each input value's
+    tanh in float32 on the output grid 1/128, rounded, clamped."""
+    x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(in_scale)
+    return np.clip(np.rint(np.tanh(x) / np.float32(TANH_SCALE)), QMIN_ACT, QMAX).astype(np.float32)

@@ -69,3 +69,52 @@ def test_int8_state_stays_on_its_grid(small_model):
     q = state / np.float32(scale)
     np.testing.assert_allclose(q, np.rint(q), atol=1e-3)
     assert -128 <= np.rint(q).min() and np.rint(q).max() <= 127  # an int8 tensor with zero point 0
+
+
+# The int8 ops the ESN reference computes with, against XNNPACK's arithmetic written out in Python
+# integers: every pair of int8 inputs, scales from a real model and from the corners of the ranges.
+ADD_SCALES = [(0.004908425733447075, 0.0023437500931322575, 0.007012036629021168),  # the leaky update
+              (0.029877468943595886, 0.009933996945619583, 0.030890535563230515),  # the pre-activation
+              (0.5, 0.001, 0.25), (1e-3, 1e-3, 1e-3)]
+
+
+@pytest.mark.parametrize("scales", ADD_SCALES)
+def test_int8_add_is_xnnpacks_fixed_point_for_every_input_pair(scales):
+    from edge.quant import Int8Add
+    add = Int8Add.build(*scales)
+    ra, rb = (np.float32(s) / np.float32(scales[2]) for s in scales[:2])
+    shift = 20 - (int(np.array(max(ra, rb), np.float32).view(np.uint32) >> 23) - 127)
+    ma, mb = (int(np.rint(np.float32(r) * np.float32(2.0 ** shift))) for r in (ra, rb))
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
+    want = [min(127, max(-128, (x * ma + y * mb + (1 << (shift - 1))) >> shift)) for x, y in zip(a.tolist(), b.tolist())]
+    np.testing.assert_array_equal(add(a.astype(np.float32), b.astype(np.float32)), want)
+
+
+def test_int8_fc_sums_exactly_and_rounds_its_float32_product_half_to_even():
+    from edge.quant import Int8FC
+    rng = np.random.default_rng(5)
+    q = rng.integers(-127, 128, (6, 300))
+    w_scale, bias = rng.uniform(1e-3, 1e-2, 6).astype(np.float32), rng.uniform(-3, 3, 6).astype(np.float32)
+    fc = Int8FC.build(q, w_scale, 0.05, 0.02, bias)
+    x = rng.integers(-128, 128, (50, 300))
+    s = np.float32(0.05) * w_scale
+    bq = [int(v) for v in np.rint(bias / s)]
+    acc = [[sum(int(a) * int(w) for a, w in zip(row, qrow)) + bq[o] for o, qrow in enumerate(q.tolist())]
+           for row in x.tolist()]
+    want = np.clip(np.rint(np.asarray(acc, np.float32) * (s / np.float32(0.02))), -128, 127)
+    np.testing.assert_array_equal(fc(x.astype(np.float32)), want)
+
+
+def test_every_pinnable_scale_is_stated_exactly_by_its_int8_range():
+    """A quantizer turns the range [min, max] into the scale (max - min) / 255 in float32; about one
+    scale in 200 has no range that gives it, and `pinnable` steps to the next that has."""
+    from edge.quant import int8_range, pinnable
+    rng = np.random.default_rng(6)
+    moved = 0
+    for s in rng.uniform(1e-4, 2.0, 2000).astype(np.float32):
+        p = np.float32(pinnable(s))
+        moved += p != s
+        lo, hi = int8_range(p)
+        assert (hi - lo) / np.float32(255) == p and lo == np.float32(-128) * p and p >= s
+        assert np.rint(np.float32(-128) - lo / p) == 0  # the zero point
+    assert 0 < moved < 40
