@@ -383,7 +383,9 @@ def test_runtime_sigkilled_resumes_from_checkpoint_without_a_duplicate_alert(bro
     def scored(k: int) -> bool:
         return len(collector.json("scores/nyc/taxi")) >= k
 
-    proc = _cli(*args)
+    # a SIGKILLed run cannot remove its scratch folder: keep it under tmp_path
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
+    proc = _cli(*args, env=env)
     try:
         assert collector.wait_for(online, 30), proc.stdout
         replay_rows(0, cut)
@@ -392,7 +394,7 @@ def test_runtime_sigkilled_resumes_from_checkpoint_without_a_duplicate_alert(bro
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         collector.messages.clear()
-        proc = _cli(*args)
+        proc = _cli(*args, env=env)
         assert collector.wait_for(lambda: any(d["state"] == "online" for d in collector.json(status)), 30)
         replay_rows(cut, len(ts))
         assert collector.wait_for(lambda: scored(len(ts) - cut), 60)
