@@ -1,11 +1,12 @@
-"""`rnnedge convert`: emit targets next to the artifact, prove each against the reference, check
-them against a firmware profile, and record the result in targets.json.
+"""`rnnedge convert`: emit targets next to the artifact, prove each against the reference (in the
+firmware profile's runtime where it runs the target's format: TFLite Micro for a microcontroller),
+check them against the profile, and record the result in targets.json.
 
 targets.json (written atomically, after every target is emitted and verified):
     {"format": "rnnedge-targets", "model_id": ..., "created": ..., "versions": {...},
      "verified_on": {"source": ..., "rows": N},
      "targets": {"tflite-int8": {"file": "model.int8.tflite", "sha256": ..., "bytes": ..., "format": ...,
-                                 "precision": ..., "parity": {...}, "facts": {...}}},
+                                 "precision": ..., "parity": {..., "runtime": "litert"}, "facts": {...}}},
      "profile": {"name": ..., "fits": true, "violations": [...]} or null}
 A target that misses its parity gate, or a profile it does not fit, makes `convert` fail (after
 writing what it measured, so the reasons can be read back).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,8 +26,8 @@ import numpy as np
 
 import edge
 from edge.artifact import Artifact, atomic_write, sha256_file
-from edge.errors import RnnEdgeError
-from edge.targets import TARGETS, open_target, target
+from edge.errors import MissingDependencyError, RnnEdgeError
+from edge.targets import RUNTIMES, TARGETS, open_target, target
 
 from . import onnx_target, tflite_target
 from .check import Facts, Violation, check, facts, violations_table
@@ -82,7 +84,16 @@ def convert(art: Artifact, names: list[str], values: np.ndarray, source: str, *,
     for name in names:
         path, seconds = emit(art, name, out_dir)
         cell = open_target(path, name, art.config)
-        done.append(Converted(name, path, seconds, verify(art, name, cell, values), facts(name, path, cell)))
+        # proved in the profile's runtime where it runs this format (TFLite Micro's kernels round int8
+        # apart from LiteRT's); timed in the default one, which the profile's speed factor scales
+        runtime = profile.runtime if profile is not None else None
+        proof = cell
+        if runtime in RUNTIMES[TARGETS[name].format] and runtime != cell.runtime:
+            try:
+                proof = open_target(path, name, art.config, runtime=runtime)
+            except MissingDependencyError as e:  # recorded: the parity's runtime reads the default's
+                warnings.warn(f"{name} proved on {cell.runtime}, not on the profile's {runtime}: {e}", stacklevel=2)
+        done.append(Converted(name, path, seconds, verify(art, name, proof, values), facts(name, path, cell)))
     violations = check(profile, [c.facts for c in done]) if profile else []
     _write_record(art, out_dir, done, source, len(values), profile, violations)
     failed = [c.target for c in done if not c.parity.passed]
@@ -110,13 +121,22 @@ def _write_record(art: Artifact, out_dir: Path, done: list[Converted], source: s
         "format": "rnnedge-targets", "model_id": art.model_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"rnnedge": edge.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-                     "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"), "python": platform.python_version()},
+                     "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"), "tflite_micro": _version("tflite_micro"),
+                     "python": platform.python_version()},
         "verified_on": {"source": source, "rows": rows},
         "targets": targets,
         "profile": None if profile is None else {"name": profile.name, "fits": not violations,
                                                  "violations": [asdict(v) for v in violations]},
     }
     atomic_write(record_path, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def read_record(model_dir: Path) -> dict | None:

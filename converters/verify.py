@@ -9,9 +9,11 @@ decisions agree: score above the threshold, and alert active.
 Gates: float32 targets match the float reference to 1e-5, float16 to 1e-2; int8 targets are held
 to their decisions: alert state and threshold crossings agree with the int8 reference on >= 99% of
 steps. An ESN's tflite-int8 target in LiteRT on the CPU computes its reference's numbers exactly
-(its forecast error reads 0: the reference does XNNPACK's arithmetic), but another build of its
-kernels (TFLite Micro's, another LiteRT release) may round int8 ADD in a fixed point of its own,
-and ONNX Runtime and a GRU's gates do, so the gate asks for what every int8 toolchain must keep. The float16
+(its forecast error reads 0: the reference does XNNPACK's arithmetic), but other kernels round
+int8 in a fixed point of their own (TFLite Micro's, gemmlowp's: on the demo's taxi ESN its forecast
+is up to 0.11 normalised units off; perhaps another LiteRT release), and ONNX Runtime and a GRU's
+gates do, so the gate asks for what every int8 toolchain must keep. `Parity.runtime` names the
+interpreter that ran the target. The float16
 gate is for float16 weights computed in float32 (the CPU interpreters); a GPU that also computes
 in float16 (LiteRT's GPU accelerator, a cell with `arithmetic = "float16"`) runs a reduced-precision
 model of its own and is held to the decisions gate, like int8. On the demo ESN (200 units) its
@@ -50,6 +52,7 @@ class Parity:
     alerts_target: int
     gate: str
     passed: bool
+    runtime: str = ""            # the interpreter that ran the target (onnxruntime, litert, tflite-micro)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,14 +95,14 @@ def verify(art: Artifact, name: str, cell, values: np.ndarray, *, min_steps: int
         passed = bool(above.mean() >= DECISION_GATE and active.mean() >= DECISION_GATE)
     return Parity(name, t.precision, t.reference_precision, n, float(err.max()), float(np.percentile(err, 99)),
                   [float(q.max()) for q in np.array_split(drift, 4)], float(above.mean()), float(active.mean()),
-                  raised[0], raised[1], gate, passed)
+                  raised[0], raised[1], gate, passed, getattr(cell, "runtime", ""))
 
 
 def table(results: list[Parity]) -> str:
-    rows = [("target", "ref", "steps", "fcst max", "fcst p99", "state drift by quarter", "thr agree",
+    rows = [("target", "runtime", "ref", "steps", "fcst max", "fcst p99", "state drift by quarter", "thr agree",
              "alert agree", "alerts ref/tgt", "gate", "")]
     for p in results:
-        rows.append((p.target, p.reference, str(p.steps), f"{p.forecast_max:.2e}", f"{p.forecast_p99:.2e}",
+        rows.append((p.target, p.runtime or "-", p.reference, str(p.steps), f"{p.forecast_max:.2e}", f"{p.forecast_p99:.2e}",
                      " ".join(f"{d:.1e}" for d in p.state_drift), f"{p.threshold_agreement:.2%}",
                      f"{p.alert_agreement:.2%}", f"{p.alerts_reference}/{p.alerts_target}", p.gate,
                      "pass" if p.passed else "FAIL"))

@@ -3,6 +3,7 @@
     numpy   the reference cells in `edge` (float32 or int8, the artifact's precision by default)
     onnx    an ONNX target in onnxruntime
     litert  a TFLite target in ai-edge-litert (tflite-runtime as a fallback import)
+    tflite-micro  a TFLite target in TFLite Micro's interpreter: a microcontroller's kernels, run here
 
 The choice, first that applies: `target` (a target name), `backend`, the bundle's runtime config,
 else numpy. `accelerator="gpu"` serves a float TFLite target on LiteRT's GPU accelerator (tflite-fp16
@@ -21,14 +22,14 @@ from .detector import Detector
 from .errors import ConfigError, MissingFileError
 from .targets import ACCELERATORS, GPU_TARGETS, TARGETS, open_target
 
-BACKENDS = ("numpy", "onnx", "litert")
-_FORMAT = {"onnx": "onnx", "litert": "tflite", "tflite": "tflite"}
+BACKENDS = ("numpy", "onnx", "litert", "tflite-micro")
+_FORMAT = {"onnx": "onnx", "litert": "tflite", "tflite-micro": "tflite", "tflite": "tflite"}
 
 
 @dataclass(frozen=True)
 class Served:
     detector: Detector
-    backend: str          # numpy | onnx | litert
+    backend: str          # numpy | onnx | litert | tflite-micro
     target: str | None    # the target name, None for numpy
     bundle: Bundle | None
     accelerator: str = "cpu"  # cpu | gpu (LiteRT's GPU accelerator)
@@ -75,7 +76,7 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
             raise MissingFileError(f"{path}: no float TFLite target for the GPU; run `rnnedge convert {art.path} "
                                    f"--targets tflite-fp16`")
         target = fits[0]
-    elif target is None and backend in ("onnx", "litert"):
+    elif target is None and backend in ("onnx", "litert", "tflite-micro"):
         want = "int8" if art.precision == "int8" else "float32"
         fits = [n for n in available if TARGETS[n].format == _FORMAT[backend]]
         fits.sort(key=lambda n: TARGETS[n].precision != want)
@@ -92,5 +93,9 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
     t = TARGETS[target]
     if backend == "numpy" or (backend and _FORMAT[backend] != t.format):
         raise ConfigError(f"target {target} is {t.format}; it cannot run on backend {backend}")
-    cell = open_target(art.path / t.file, target, art.config, threads=threads, accelerator=accelerator)
-    return Served(Detector(art, cell=cell), "onnx" if t.format == "onnx" else "litert", target, bundle, accelerator)
+    if backend == "tflite-micro":
+        cell = open_target(art.path / t.file, target, art.config, runtime=backend, accelerator=accelerator)
+    else:
+        cell = open_target(art.path / t.file, target, art.config, threads=threads, accelerator=accelerator)
+        backend = "onnx" if t.format == "onnx" else "litert"
+    return Served(Detector(art, cell=cell), backend, target, bundle, accelerator)

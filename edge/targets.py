@@ -3,8 +3,9 @@
 A target is a file next to the artifact (model.onnx, model.int8.tflite, ...) holding the step
 graph with explicit state: inputs `x` and one state tensor per GRU layer (or the reservoir),
 outputs `y_hat` and `<state>_out`. `OnnxCell` and `LiteRTCell` wrap onnxruntime and ai-edge-litert
-(tflite-runtime as a fallback), and `LiteRTGpuCell` LiteRT's GPU accelerator for the float TFLite
-targets, so that they step exactly like the numpy reference cells:
+(tflite-runtime as a fallback), `LiteRTGpuCell` LiteRT's GPU accelerator for the float TFLite
+targets and `MicroCell` TFLite Micro's interpreter (a microcontroller's runtime, run on the host),
+so that they step exactly like the numpy reference cells:
 `step(x float32[B, D], state float32[B, S]) -> (y_hat, state')`. They hold no per-stream state;
 int8 inputs and outputs are (de)quantized at the boundary with the scales the file declares.
 """
@@ -92,6 +93,8 @@ def step_tensors(path: str | Path, config: ModelConfig, inputs, outputs) -> tupl
 class OnnxCell:
     """A target served by onnxruntime (CPU unless `providers` says otherwise)."""
 
+    runtime = "onnxruntime"
+
     def __init__(self, path: str | Path, config: ModelConfig, *, threads: int = 1,
                  providers: list | None = None) -> None:
         try:
@@ -127,6 +130,8 @@ def _litert_interpreter():
 
 class LiteRTCell:
     """A target served by the LiteRT interpreter (XNNPACK on CPU), resized when B changes."""
+
+    runtime = "litert"
 
     def __init__(self, path: str | Path, config: ModelConfig, *, threads: int = 1) -> None:
         self.interpreter = _litert_interpreter()(model_path=str(path), num_threads=threads)
@@ -190,6 +195,8 @@ class LiteRTGpuCell:
     use where there is no GPU.
     """
 
+    runtime = "litert"
+
     def __init__(self, path: str | Path, config: ModelConfig, *, precision: str, accelerator: str = "gpu") -> None:
         try:
             from ai_edge_litert.compiled_model import CompiledModel
@@ -246,14 +253,83 @@ class LiteRTGpuCell:
         return got[OUTPUT], join_state(self.config, {s: got[f"{s}_out"] for s in self._names})
 
 
+class MicroCell:
+    """A TFLite target on TFLite Micro's interpreter (PyPI `tflite-micro`): the runtime of a
+    microcontroller profile and its reference kernels, run on the host, so that a target is proved
+    on the arithmetic such a device runs (its int8 kernels round apart from LiteRT's XNNPACK ones).
+    Its tensors have fixed shapes (B = 1), so B streams step one after another."""
+
+    runtime = "tflite-micro"
+    ARENA = 4 << 20  # bytes; these models need tens of KiB (`rnnedge convert` reports the arena)
+
+    def __init__(self, path: str | Path, config: ModelConfig) -> None:
+        try:
+            from tflite_micro.python.tflite_micro import runtime
+            from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+        except ImportError:
+            raise MissingDependencyError("serving a target on TFLite Micro needs tflite-micro (in the host "
+                                         "extras): pip install tflite-micro") from None
+        data = Path(path).read_bytes()
+        try:
+            graph = schema.ModelT.InitFromPackedBuf(data, 0).subgraphs[0]
+            self.interpreter = runtime.Interpreter.from_bytes(data, arena_size=self.ARENA)
+        except Exception as e:  # a malformed file raises struct.error, a failed allocation RuntimeError
+            raise ArtifactError(f"{path}: TFLite Micro refused it: {' '.join(str(e).split())}") from None
+        self.config, self.input_size, self.state_size = config, config.input_size, config.state_size
+        index = lambda tensors: {graph.tensors[t].name.decode(): k for k, t in enumerate(tensors)}  # noqa: E731
+        inputs, outputs = index(graph.inputs), index(graph.outputs)
+        ins, outs = step_tensors(path, config, inputs, outputs)
+        it = self.interpreter
+        self._in = [(inputs[n], self._grid(it.get_input_details(inputs[n]))) for n in ins]
+        self._out = [(outputs[n], self._grid(it.get_output_details(outputs[n]))) for n in outs]
+
+    @staticmethod
+    def _grid(d: dict) -> tuple[type, float, int]:
+        q = d["quantization_parameters"]
+        if d["dtype"] == np.float32 or not len(q["scales"]):
+            return np.float32, 1.0, 0
+        return d["dtype"], float(q["scales"][0]), int(q["zero_points"][0])
+
+    def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        it = self.interpreter
+        arrays = [x, *split_state(self.config, state).values()]
+        got: list[list[np.ndarray]] = [[] for _ in self._out]
+        for b in range(x.shape[0]):
+            for (i, (dtype, scale, zero)), a in zip(self._in, arrays):
+                row = np.ascontiguousarray(a[b:b + 1], np.float32)
+                if dtype is not np.float32:
+                    row = np.clip(np.rint(row / np.float32(scale)) + zero, -128, 127).astype(dtype)
+                it.set_input(row, i)
+            try:
+                it.invoke()
+            except RuntimeError as e:
+                raise ArtifactError(f"TFLite Micro failed to step the model: {e}") from None
+            for out, (i, (dtype, scale, zero)) in zip(got, self._out):
+                a = it.get_output(i)
+                out.append(a.astype(np.float32) if dtype is np.float32 else
+                           (a.astype(np.float32) - np.float32(zero)) * np.float32(scale))
+        y, *states = (np.concatenate(o) for o in got)
+        names = state_names(self.config)
+        return y, states[0] if len(names) == 1 else join_state(self.config, dict(zip(names, states)))
+
+
 ACCELERATORS = ("cpu", "gpu")
+# the interpreters that run a target's format on the CPU, the default first
+RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("litert", "tflite-micro")}
 GPU_TARGETS = ("tflite", "tflite-fp16")  # what LiteRTGpuCell serves
 
 
-def open_target(path: str | Path, name: str, config: ModelConfig, *, accelerator: str = "cpu", **kw):
+def open_target(path: str | Path, name: str, config: ModelConfig, *, accelerator: str = "cpu",
+                runtime: str | None = None, **kw):
     """The cell serving target `name` from its file `path`: on the CPU (onnxruntime, LiteRT's
-    interpreter with XNNPACK), or a float TFLite target on LiteRT's GPU accelerator."""
+    interpreter with XNNPACK, or with `runtime="tflite-micro"` TFLite Micro's), or a float TFLite
+    target on LiteRT's GPU accelerator."""
     t = target(name)
+    if runtime is not None and runtime not in RUNTIMES[t.format]:
+        raise ArtifactError(f"target {name!r} ({t.format}) does not run on {runtime!r}; its runtimes: "
+                            f"{', '.join(RUNTIMES[t.format])}")
+    if runtime == "tflite-micro" and accelerator != "cpu":
+        raise ArtifactError("TFLite Micro runs on the CPU only; drop --accelerator or the runtime")
     if accelerator not in ACCELERATORS:
         raise ArtifactError(f"unknown accelerator {accelerator!r}; known: {', '.join(ACCELERATORS)}")
     if accelerator == "gpu" and name not in GPU_TARGETS:
@@ -264,4 +340,6 @@ def open_target(path: str | Path, name: str, config: ModelConfig, *, accelerator
     if accelerator == "gpu":
         kw.pop("threads", None)  # the GPU runs the graph; no CPU threads to set
         return LiteRTGpuCell(path, config, precision=t.precision, **kw)
+    if runtime == "tflite-micro":
+        return MicroCell(path, config)
     return (OnnxCell if t.format == "onnx" else LiteRTCell)(path, config, **kw)

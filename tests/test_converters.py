@@ -229,6 +229,44 @@ def test_microcontroller_arena_is_measured_in_tflite_micro(converted):
     assert arena is not None and 1000 < arena < 200_000
 
 
+@pytest.mark.parametrize("name", ["tflite", "tflite-int8"])
+def test_tflite_targets_pass_their_gates_in_tflite_micro(converted, stream, name):
+    """A microcontroller's runtime and kernels: float32 to 1e-5; int8 to its decisions (TFLite
+    Micro's int8 kernels round in a fixed point of their own, not XNNPACK's)."""
+    pytest.importorskip("tflite_micro")
+    art, paths = converted
+    p = verify(art, name, open_target(paths[name], name, art.config, runtime="tflite-micro"), stream)
+    assert p.passed, p
+    assert p.runtime == "tflite-micro"
+    assert p.gate.startswith("forecast max <= 1e-05" if name == "tflite" else "decisions agree")
+
+
+def test_tflite_micro_steps_b_streams_as_each_alone(converted, stream):
+    pytest.importorskip("tflite_micro")
+    art, paths = converted
+    cell = open_target(paths["tflite-int8"], "tflite-int8", art.config, runtime="tflite-micro")
+    z = art.normalizer.normalize(stream[:3])
+    state = np.stack([run(art.cell("int8"), art.normalizer.normalize(stream[k:k + 50]))[1][-1] for k in range(3)])
+    y3, s3 = cell.step(z, state)
+    for b in range(3):
+        y1, s1 = cell.step(z[b:b + 1], state[b:b + 1])
+        np.testing.assert_array_equal(y3[b:b + 1], y1)
+        np.testing.assert_array_equal(s3[b:b + 1], s1)
+
+
+def test_tflite_micro_refuses_what_it_cannot_run_with_the_reason(converted, tmp_path):
+    pytest.importorskip("tflite_micro")
+    art, paths = converted
+    with pytest.raises(ArtifactError, match="TFLite Micro refused it"):  # float16 weights: no such DEQUANTIZE
+        open_target(paths["tflite-fp16"], "tflite-fp16", art.config, runtime="tflite-micro")
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(paths["tflite-int8"].read_bytes()[:2000])
+    with pytest.raises(ArtifactError, match="cut.tflite: TFLite Micro refused it"):
+        open_target(cut, "tflite-int8", art.config, runtime="tflite-micro")
+    with pytest.raises(ArtifactError, match="does not run on 'tflite-micro'"):
+        open_target(paths["onnx-int8"], "onnx-int8", art.config, runtime="tflite-micro")
+
+
 def test_shipped_profiles_load():
     loaded = {p.name for p in profiles.all_profiles()}
     assert {"raspberry-pi-4", "raspberry-pi-zero-2w", "jetson-orin-nano", "android-gpu", "coral-edgetpu",
@@ -270,6 +308,16 @@ def test_model_too_big_for_profile_is_refused_with_table(small_model, stream, tm
     assert record["profile"]["fits"] is False and len(record["profile"]["violations"]) == 3
 
 
+def test_a_microcontroller_profiles_targets_are_proved_in_its_runtime(small_model, stream, tmp_path):
+    """esp32-s3 runs TFLite Micro: its int8 target is verified there, and timed in LiteRT (the
+    profile's speed factor scales an XNNPACK step)."""
+    pytest.importorskip("tflite_micro")
+    prof = profiles.load_profile("esp32-s3")
+    done, violations = conv.convert(small_model, ["tflite-int8"], stream, "test", profile=prof, out_dir=tmp_path)
+    assert not violations and done[0].parity.passed
+    assert conv.read_record(tmp_path)["targets"]["tflite-int8"]["parity"]["runtime"] == "tflite-micro"
+
+
 def test_convert_records_targets_and_bundle_round_trips(small_model, stream, tmp_path):
     import shutil
 
@@ -282,6 +330,7 @@ def test_convert_records_targets_and_bundle_round_trips(small_model, stream, tmp
     assert not violations and {c.target for c in done} == set(prof.targets)
     record = conv.read_record(model)
     assert record["model_id"] == art.model_id and record["profile"]["fits"]
+    assert {t["parity"]["runtime"] for t in record["targets"].values()} <= {"litert", "onnxruntime"}
     tar = make_bundle(model, list(prof.targets), prof.name, {"target": "tflite-int8"}, tmp_path / "b.tar")
     b = open_bundle(tar, tmp_path / "unpacked")
     assert b.artifact.model_id == art.model_id and b.index["profile"] == "raspberry-pi-4"

@@ -158,18 +158,21 @@ def test_evaluation_trains_on_the_probationary_period_only(tmp_path):
         assert not np.array_equal(a[2000:], b[2000:])
 
 
-def test_evaluate_through_the_int8_tflite_target_scores_like_the_numpy_int8_reference(tmp_path):
-    """The device's view: each file's model converted to full-integer TFLite and stepped in LiteRT.
-    Decisions of the int8 target and the numpy int8 cell agree (converters' gate), so the scores do too."""
+@pytest.mark.parametrize("backend, suffix", [("tflite", "tflite"), ("tflite-micro", "tflm")])
+def test_evaluate_through_the_int8_tflite_target_scores_like_the_numpy_int8_reference(tmp_path, backend, suffix):
+    """The device's view: each file's model converted to full-integer TFLite and stepped in LiteRT
+    (a phone's or a Pi's runtime) or TFLite Micro (a microcontroller's). Decisions of the int8 target
+    and the numpy int8 cell agree (converters' gate), so the scores do too."""
+    if backend == "tflite-micro":
+        pytest.importorskip("tflite_micro")
     from edge.specs import ESNConfig
     from trainer.config import TrainConfig
     from trainer.evaluate import evaluate_nab
     root = _mini_nab(tmp_path / "nab")
     cfg = TrainConfig(model=ESNConfig(input_size=1), int8=True)
     ref = evaluate_nab(root, cfg, tmp_path / "numpy")
-    lite = evaluate_nab(root, cfg, tmp_path / "tflite", backend="tflite")
-    assert lite.detector == "rnnedge_esn_int8_tflite"
-    assert (tmp_path / "tflite" / "rnnedge_esn_int8_tflite" / "realKnownCause" /
-            "rnnedge_esn_int8_tflite_nyc_taxi.csv").is_file()
+    lite = evaluate_nab(root, cfg, tmp_path / backend, backend=backend)
+    assert lite.detector == f"rnnedge_esn_int8_{suffix}"
+    assert (tmp_path / backend / lite.detector / "realKnownCause" / f"{lite.detector}_nyc_taxi.csv").is_file()
     for p in PROFILES:
         assert lite.normalised[p] == pytest.approx(ref.normalised[p], abs=2.0)

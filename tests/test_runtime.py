@@ -180,6 +180,23 @@ def test_cli_serves_a_deploy_bundle_on_an_embedded_broker(tmp_path, taxi_model):
     assert "embedded mosquitto on mqtt://127.0.0.1:" in out and "7320 samples from 1 stream(s)" in out
 
 
+def test_a_tflite_target_is_served_in_tflite_micro_on_request(taxi_model):
+    """`--backend tflite-micro`: the int8 target in a microcontroller's interpreter, stepping the
+    recorded stream as the runtime would, its alerts those of the LiteRT-served target."""
+    pytest.importorskip("tflite_micro")
+    from converters.convert import emit
+    from edge.artifact import load_artifact
+    from edge.targets import MicroCell
+    emit(load_artifact(taxi_model), "tflite-int8", taxi_model)
+    micro, lite = load(taxi_model, backend="tflite-micro"), load(taxi_model, backend="litert")
+    assert isinstance(micro.detector.cell, MicroCell) and micro.target == "tflite-int8"
+    assert "on tflite-micro" in micro.describe()
+    rows = read_csv(TAXI)
+    got, want = (s.detector.run(rows.values[TRAIN_ROWS:TRAIN_ROWS + 2000], rows.timestamps[TRAIN_ROWS:TRAIN_ROWS + 2000])
+                 for s in (micro, lite))
+    assert np.mean(got["active"] == want["active"]) >= 0.99
+
+
 def test_malformed_payloads_are_dead_lettered_and_processing_goes_on(broker, collector, taxi_model):
     r = Running(taxi_model, broker)
     bad = [

@@ -38,7 +38,7 @@ from .config import TrainConfig
 from .pipeline import train
 from .progress import progress
 
-BACKENDS = ("numpy", "onnx", "tflite")
+BACKENDS = ("numpy", "onnx", "tflite", "tflite-micro")  # tflite-micro: the TFLite target in TFLite Micro
 
 
 @dataclass
@@ -58,7 +58,7 @@ def detector_name(cfg: TrainConfig, backend: str) -> str:
         name += "_pruned"
     if cfg.int8:
         name += "_int8"
-    return name if backend == "numpy" else f"{name}_{backend}"
+    return name if backend == "numpy" else f"{name}_{'tflm' if backend == 'tflite-micro' else backend}"
 
 
 def _served(art, backend: str) -> Detector:
@@ -68,7 +68,8 @@ def _served(art, backend: str) -> Detector:
     from edge.targets import open_target
     name = ("onnx" if backend == "onnx" else "tflite") + ("-int8" if art.precision == "int8" else "")
     path, _ = emit(art, name, art.path)
-    return Detector(art, cell=open_target(path, name, art.config))
+    return Detector(art, cell=open_target(path, name, art.config,
+                                          runtime="tflite-micro" if backend == "tflite-micro" else None))
 
 
 def score_file(series: Series, cfg: TrainConfig, model_dir: Path, backend: str = "numpy"

@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the step graph as ONNX and TFLite targets next to the model, prove each "
                                    "one against the numpy reference over a long closed-loop stream (float32 to "
                                    "1e-5, float16 to 1e-2, int8 alert decisions on >= 99% of steps), measure "
-                                   "size, memory and step time, and with --profile check them against a device. "
+                                   "size, memory and step time, and with --profile check them against a device (and "
+                                   "prove them in its runtime: TFLite Micro for a microcontroller). "
                                    "Fails when a target misses its gate or the device's budget.",
                        epilog=_examples(
                            "rnnedge convert models/taxi-gru --targets onnx,onnx-int8,tflite,tflite-fp16,tflite-int8",
@@ -219,11 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "state drift and alert agreement. Exit 1 when a target misses its gate.",
                        epilog=_examples("rnnedge verify models/taxi-gru --data data.csv",
                                         "rnnedge verify models/taxi-gru --targets tflite-int8",
+                                        "rnnedge verify models/taxi-esn --targets tflite-int8 --runtime tflite-micro",
                                         "rnnedge verify models/taxi-gru --accelerator gpu"))
     p.add_argument("model", help="model directory")
     p.add_argument("--targets", metavar="A,B", help="targets to verify (default: every converted one; with "
                                                     "--accelerator gpu, every converted float TFLite one)")
     _accelerator_arg(p, "run the targets on the CPU (default), or the float TFLite targets on")
+    p.add_argument("--runtime", choices=("litert", "tflite-micro"), default="litert",
+                   help="the interpreter of the TFLite targets: LiteRT (default) or TFLite Micro (a "
+                        "microcontroller's runtime and kernels, run here; needs tflite-micro)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     _verify_data_args(p)
     p.set_defaults(func=cmd_verify)
@@ -255,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "rnnedge evaluate nab --data data/nab --files nyc_taxi,art_daily -o results/"))
     q.add_argument("--data", required=True, metavar="DIR", help="the NAB folder (data/, combined_windows.json)")
     q.add_argument("-o", "--out", required=True, help="results folder")
-    q.add_argument("--backend", choices=("numpy", "onnx", "tflite"), default="numpy",
-                   help="score through this backend's target (default: the numpy reference)")
+    q.add_argument("--backend", choices=("numpy", "onnx", "tflite", "tflite-micro"), default="numpy",
+                   help="score through this backend's target (default: the numpy reference); tflite-micro: "
+                        "the TFLite target in TFLite Micro's interpreter, as a microcontroller runs it")
     q.add_argument("--files", metavar="A,B", help="only files whose name contains one of these")
     q.add_argument("--per-file", action="store_true", help="also print the per-file table")
     q.add_argument("--keep-models", action="store_true", help="keep each file's model under OUT/models/")
@@ -294,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "--password-file /etc/rnnedge/pw --checkpoint /var/lib/rnnedge/state.npz",
                            "rnnedge run models/taxi-esn --replay data.csv --replay-from-row 3000"))
     p.add_argument("model", help="model directory or deploy bundle (.tar)")
-    p.add_argument("--backend", choices=("numpy", "onnx", "litert"),
-                   help="default: the bundle's target, else the numpy reference")
+    p.add_argument("--backend", choices=("numpy", "onnx", "litert", "tflite-micro"),
+                   help="default: the bundle's target, else the numpy reference; tflite-micro: a TFLite target "
+                        "in TFLite Micro's interpreter (a microcontroller's kernels, run here)")
     p.add_argument("--target", choices=target_names, help="serve this converted target")
     _accelerator_arg(p)
     p.add_argument("--threads", type=int, default=1, help="interpreter threads (default: 1)")

@@ -144,8 +144,9 @@ def cmd_verify(args) -> int:
     if not present:
         raise RnnEdgeError(f"{art.path}: no converted targets among {names}; run `rnnedge convert` first")
     values, source = _stream(args, art)
-    results = [verify(art, n, open_target(art.path / TARGETS[n].file, n, art.config, accelerator=args.accelerator),
-                      values) for n in present]
+    runtime = lambda n: args.runtime if TARGETS[n].format == "tflite" else None  # noqa: E731
+    results = [verify(art, n, open_target(art.path / TARGETS[n].file, n, art.config, accelerator=args.accelerator,
+                                          runtime=runtime(n)), values) for n in present]
     if args.json:
         print(json.dumps([{**r.to_dict(), "accelerator": args.accelerator} for r in results], indent=2))
     else:
