@@ -9,11 +9,11 @@ decisions agree: score above the threshold, and alert active.
 Gates: float32 targets match the float reference to 1e-5, float16 to 1e-2; int8 targets are held
 to their decisions: alert state and threshold crossings agree with the int8 reference on >= 99% of
 steps. An ESN's tflite-int8 target in LiteRT on the CPU computes its reference's numbers exactly
-(its forecast error reads 0: the reference does XNNPACK's arithmetic), but other kernels round
-int8 in a fixed point of their own (TFLite Micro's, gemmlowp's: on the demo's taxi ESN its forecast
-is up to 0.11 normalised units off; perhaps another LiteRT release), and ONNX Runtime and a GRU's
-gates do, so the gate asks for what every int8 toolchain must keep. `Parity.runtime` names the
-interpreter that ran the target. The float16
+(its forecast error reads 0: the reference does XNNPACK's arithmetic), and so does it in TFLite
+Micro, against the reference in gemmlowp's arithmetic (`ARITHMETIC`); but other kernels round int8
+in a fixed point of their own (ESP-NN, CMSIS-NN, perhaps another LiteRT release), and ONNX Runtime
+and a GRU's gates do, so the gate asks for what every int8 toolchain must keep. `Parity.runtime`
+names the interpreter that ran the target. The float16
 gate is for float16 weights computed in float32 (the CPU interpreters); a GPU that also computes
 in float16 (LiteRT's GPU accelerator, a cell with `arithmetic = "float16"`) runs a reduced-precision
 model of its own and is held to the decisions gate, like int8. On the demo ESN (200 units) its
@@ -33,6 +33,7 @@ from edge.report import text_table
 from edge.targets import target
 
 MIN_STEPS = 2000
+ARITHMETIC = {"tflite-micro": "gemmlowp"}  # the int8 reference's arithmetic for a runtime (else xnnpack)
 FORECAST_GATE = {"float32": 1e-5, "float16": 1e-2}
 DECISION_GATE = 0.99
 
@@ -66,7 +67,9 @@ def verify(art: Artifact, name: str, cell, values: np.ndarray, *, min_steps: int
         raise DataError(f"verification data must be float[T, {art.config.input_size}], got {list(values.shape)}")
     if len(values) < min_steps:
         raise DataError(f"verification needs at least {min_steps} rows, got {len(values)}")
-    ref, tgt = Detector(art, t.reference_precision), Detector(art, cell=cell)
+    runtime = getattr(cell, "runtime", "")
+    ref = Detector(art, cell=art.cell(t.reference_precision, ARITHMETIC.get(runtime, "xnnpack")))
+    tgt = Detector(art, cell=cell)
     rs, ts = ref.init(1), tgt.init(1)
     n = len(values)
     err = np.empty(n)
@@ -95,7 +98,7 @@ def verify(art: Artifact, name: str, cell, values: np.ndarray, *, min_steps: int
         passed = bool(above.mean() >= DECISION_GATE and active.mean() >= DECISION_GATE)
     return Parity(name, t.precision, t.reference_precision, n, float(err.max()), float(np.percentile(err, 99)),
                   [float(q.max()) for q in np.array_split(drift, 4)], float(above.mean()), float(active.mean()),
-                  raised[0], raised[1], gate, passed, getattr(cell, "runtime", ""))
+                  raised[0], raised[1], gate, passed, runtime)
 
 
 def table(results: list[Parity]) -> str:

@@ -136,11 +136,13 @@ class Artifact:
         q = self.manifest.get("quantization")
         return None if q is None else {k: tuple(v) for k, v in q["activations"].items()}
 
-    def cell(self, precision: str | None = None) -> Cell:
+    def cell(self, precision: str | None = None, arithmetic: str = "xnnpack") -> Cell:
+        """The numpy reference cell; an int8 ESN's computes in `arithmetic` (`edge.quant`: "xnnpack"
+        as LiteRT on a CPU, "gemmlowp" as TFLite Micro)."""
         precision = precision or self.precision
         if precision == "int8" and self.activation_ranges is None:
             raise ArtifactError(f"{self.path}: this model was not quantized; train it with --int8")
-        return build_cell(self.config, self.weights, precision, self.activation_ranges)
+        return build_cell(self.config, self.weights, precision, self.activation_ranges, arithmetic)
 
 
 _CELLS = {("gru", "float32"): gru.GRUCell, ("gru", "int8"): gru.GRUInt8Cell,
@@ -148,14 +150,18 @@ _CELLS = {("gru", "float32"): gru.GRUCell, ("gru", "int8"): gru.GRUInt8Cell,
 
 
 def build_cell(config: ModelConfig, weights: Mapping[str, np.ndarray], precision: str = "float32",
-               ranges: Mapping[str, tuple[float, float]] | None = None) -> Cell:
-    """The numpy reference cell of `config` at `precision` (int8 needs the activation ranges)."""
+               ranges: Mapping[str, tuple[float, float]] | None = None, arithmetic: str = "xnnpack") -> Cell:
+    """The numpy reference cell of `config` at `precision` (int8 needs the activation ranges; an int8
+    ESN computes in `arithmetic`, see `edge.quant`; the int8 GRU rounds its own way in either)."""
     if precision not in PRECISIONS:
         raise ArtifactError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
     if (config.kind, precision) not in _CELLS:
         raise ArtifactError(f"a {config.kind} model has no {precision} cell (its synapses are int8 already)")
     cls = _CELLS[config.kind, precision]
-    return cls.from_weights(config, weights) if precision == "float32" else cls.from_weights(config, weights, ranges)
+    if precision == "float32":
+        return cls.from_weights(config, weights)
+    return cls.from_weights(config, weights, ranges, arithmetic) if config.kind == "esn" else \
+        cls.from_weights(config, weights, ranges)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

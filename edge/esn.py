@@ -12,7 +12,8 @@ import numpy as np
 
 from .cell import ConfigShapes, Readout
 from .errors import ConfigError
-from .quant import TANH_SCALE, Int8Add, Int8FC, f32, int8_tanh_table, pinnable, quantize, range_scale
+from .quant import (ARITHMETICS, TANH_SCALE, Int8Add, Int8FC, f32, int8_tanh_table, pinnable, quantize,
+                    range_scale)
 from .specs import ESNConfig
 
 # the names the step graph gives the tensors whose int8 grids ESNInt8Cell sets (converters.graph):
@@ -85,10 +86,10 @@ class ESNCell(ConfigShapes):
 
 @dataclass(frozen=True)
 class ESNInt8Cell(ConfigShapes):
-    """The int8 step as its tflite-int8 target computes it on LiteRT's CPU path, bit for bit: the
-    four fully-connected ops (W_in x + b and W s, the readout's W_s s + b and W_x x), each onto its
-    calibrated grid, and the three ADDs of the step graph (`edge.quant.Int8FC`, `Int8Add`: XNNPACK's
-    arithmetic), tanh onto int8 TANH's fixed grid (1/128, as every int8 TFLite and TFLite Micro
+    """The int8 step as its tflite-int8 target computes it, bit for bit, on LiteRT's CPU path
+    (arithmetic "xnnpack") or in TFLite Micro ("gemmlowp"): the four fully-connected ops (W_in x + b
+    and W s, the readout's W_s s + b and W_x x), each onto its calibrated grid, and the three ADDs of
+    the step graph (`edge.quant.Int8FC`, `Int8Add`), tanh onto int8 TANH's fixed grid (1/128, as every int8 TFLite and TFLite Micro
     kernel gives it) from a table. The leaky update's two terms (1 - a) s and a tanh lie on grids
     on which they are exact (`grids`), so their int8 values are those of s and tanh, and the update
     is the ADD of the two onto the state's grid. `grids` gives the int8 targets every grid, so a
@@ -107,20 +108,25 @@ class ESNInt8Cell(ConfigShapes):
 
     @classmethod
     def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray],
-                     ranges: Mapping[str, tuple[float, float]]) -> "ESNInt8Cell":
+                     ranges: Mapping[str, tuple[float, float]], arithmetic: str = "xnnpack") -> "ESNInt8Cell":
+        """`arithmetic`: "xnnpack" (LiteRT on a CPU) or "gemmlowp" (TFLite Micro), see `edge.quant`."""
+        if arithmetic not in ARITHMETICS:
+            raise ConfigError(f"int8 arithmetic {arithmetic!r}: choose one of {', '.join(ARITHMETICS)}")
         s = {name: pinnable(range_scale(*ranges[name])) for name in ("input", "state", "output", PREACT, *PARTS)}
         a = np.float32(config.leak)
         s[TANH], s[KEEP], s[NEW] = TANH_SCALE, pinnable((1.0 - a) * s["state"]), pinnable(a * TANH_SCALE)
         units, q, w_scale = config.units, w["readout.weight.q"], w["readout.weight.scale"]
+        fc = lambda q, scale, s_in, s_out, b=None: Int8FC.build(q, scale, s_in, s_out, b, arithmetic)  # noqa: E731
+        add = lambda s_a, s_b, s_out: Int8Add.build(s_a, s_b, s_out, arithmetic)  # noqa: E731
         return cls(config, s,
-                   Int8FC.build(w["w_in.q"], w["w_in.scale"], s["input"], s[FC_IN], w["bias"]),
-                   Int8FC.build(w["w.q"], w["w.scale"], s["state"], s[FC_REC]),
-                   Int8Add.build(s[FC_IN], s[FC_REC], s[PREACT]),
+                   fc(w["w_in.q"], w["w_in.scale"], s["input"], s[FC_IN], w["bias"]),
+                   fc(w["w.q"], w["w.scale"], s["state"], s[FC_REC]),
+                   add(s[FC_IN], s[FC_REC], s[PREACT]),
                    int8_tanh_table(s[PREACT]),
-                   Int8Add.build(s[KEEP], s[NEW], s["state"]),
-                   Int8FC.build(q[:, :units], w_scale[:, 0], s["state"], s[RO_STATE], w["readout.bias"]),
-                   Int8FC.build(q[:, units:], w_scale[:, 1], s["input"], s[RO_INPUT]),
-                   Int8Add.build(s[RO_STATE], s[RO_INPUT], s["output"]))
+                   add(s[KEEP], s[NEW], s["state"]),
+                   fc(q[:, :units], w_scale[:, 0], s["state"], s[RO_STATE], w["readout.bias"]),
+                   fc(q[:, units:], w_scale[:, 1], s["input"], s[RO_INPUT]),
+                   add(s[RO_STATE], s[RO_INPUT], s["output"]))
 
     def grids(self) -> dict[str, float]:
         """The int8 scale of each named tensor of the step graph (float32 values)."""

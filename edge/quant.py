@@ -9,6 +9,7 @@ recurrent cell share one scale, so an int8 target feeds its state back without r
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +75,39 @@ class QLinear:
         return (acc * (self.w_scale * np.float32(self.in_scale))).astype(np.float32, copy=False)
 
 
-# The int8 ops below compute what LiteRT's CPU path (XNNPACK) computes, bit for bit, from the same
-# float32 scales: an int8 ESN's reference and its tflite-int8 target then step alike. Values are int8
-# integers held in float arrays (exact), as `quantize` gives them.
+# The int8 ops below compute what an int8 TFLite kernel computes, bit for bit, from the same float32
+# scales, in one of two arithmetics: "xnnpack", LiteRT's CPU path (float32 requantization, XNNPACK's
+# fixed-point ADD), or "gemmlowp", TFLite Micro's reference kernels (31-bit multipliers with rounding
+# shifts, TFLite's QuantizeMultiplier and MultiplyByQuantizedMultiplier). An int8 ESN's reference and
+# its tflite-int8 target then step alike in either runtime. Values are int8 integers held in float
+# arrays (exact), as `quantize` gives them.
+ARITHMETICS = ("xnnpack", "gemmlowp")
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: real = m 2^(shift - 31), m a 31-bit integer rounded half away
+    from zero (from the double `real`)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    m = math.floor(q * (1 << 31) + 0.5)
+    if m == 1 << 31:
+        m, shift = m // 2, shift + 1
+    return m, shift
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, m: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (its default double rounding) on int64 arrays: x shifted
+    left by a positive shift, gemmlowp's SaturatingRoundingDoublingHighMul by m (the product's high
+    31 bits, rounded half away from zero), then RoundingDivideByPOT by a negative shift (rounding
+    half away from zero). m and shift may be per-channel arrays (the last axis)."""
+    m, shift = np.asarray(m, np.int64), np.asarray(shift, np.int64)
+    ab = (x << np.maximum(shift, 0)) * m
+    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C's division: towards zero
+    e = np.maximum(-shift, 0)
+    mask = (np.int64(1) << e) - 1
+    return (high >> e) + ((high & mask) > (mask >> 1) + (high < 0))
 
 def f32(scale: float) -> np.float32:
     """A scale as an int8 tensor stores it (float32): what every op below computes from."""
@@ -108,44 +139,64 @@ def pinnable(scale: float) -> float:
 
 @dataclass(frozen=True)
 class Int8FC:
-    """An int8 fully-connected op as XNNPACK's qs8 (per-channel int8 weights) kernels compute it: the
+    """An int8 fully-connected op (per-channel int8 weights) as TFLite's int8 kernels compute it: the
     int8 x int8 products and the int32 bias (b / (s_in s_w), rounded in float32 as ai-edge-quantizer
-    rounds it) summed exactly, the sum converted to float32, times the float32 requantization scale
-    s_in s_w / s_out, rounded half to even and clamped to int8."""
+    rounds it) summed exactly, then requantized per channel by s_in s_w / s_out and clamped to int8.
+    "xnnpack": the sum converted to float32, times that scale in float32, rounded half to even.
+    "gemmlowp": the scale computed in double as a 31-bit multiplier and a shift
+    (`multiply_by_quantized_multiplier`)."""
 
     q: np.ndarray            # [O, I] integer-valued, float32 where every sum is exact in it, else float64
     bias: np.ndarray | None  # [O] int32 values, q's dtype
-    mult: np.ndarray         # float32[O]
+    mult: np.ndarray         # float32[O] (xnnpack), or int64[2, O]: multipliers and shifts (gemmlowp)
+    arithmetic: str = "xnnpack"
 
     @classmethod
     def build(cls, q: np.ndarray, w_scale: np.ndarray, in_scale: float, out_scale: float,
-              bias: np.ndarray | None = None) -> "Int8FC":
+              bias: np.ndarray | None = None, arithmetic: str = "xnnpack") -> "Int8FC":
         s = f32(in_scale) * np.asarray(w_scale, np.float32)
         bq = None if bias is None else np.clip(np.rint(np.asarray(bias, np.float32) / s), -(2**31 - 1), 2**31 - 1)
         bound = q.shape[1] * QMAX * -QMIN_ACT + (0.0 if bq is None else float(np.abs(bq).max()))
         dtype = np.float32 if bound < 2**24 else np.float64
-        return cls(np.ascontiguousarray(q, dtype), None if bq is None else bq.astype(dtype), s / f32(out_scale))
+        if arithmetic == "gemmlowp":
+            real = [float(f32(in_scale)) * float(sw) / float(f32(out_scale)) for sw in np.asarray(w_scale, np.float32)]
+            mult = np.array([quantize_multiplier(r) for r in real], np.int64).T
+        else:
+            mult = s / f32(out_scale)
+        return cls(np.ascontiguousarray(q, dtype), None if bq is None else bq.astype(dtype), mult, arithmetic)
 
     def __call__(self, xq: np.ndarray) -> np.ndarray:
         acc = xq.astype(self.q.dtype, copy=False) @ self.q.T
         if self.bias is not None:
             acc += self.bias
+        if self.arithmetic == "gemmlowp":
+            out = multiply_by_quantized_multiplier(acc.astype(np.int64), self.mult[0], self.mult[1])
+            return np.clip(out, QMIN_ACT, QMAX).astype(np.float32)
         return np.clip(np.rint(acc.astype(np.float32, copy=False) * self.mult), QMIN_ACT, QMAX)
 
 
 @dataclass(frozen=True)
 class Int8Add:
-    """An int8 ADD of a (scale s_a) and b (s_b) onto s_out as XNNPACK's qs8 add computes it: each
-    input times a fixed-point multiplier round(s_x / s_out * 2^shift) (the larger one of 21 bits),
-    plus half of 2^shift, shifted right arithmetically (a floor) by shift, clamped to int8. This is
-    not exact rounding: a sum half-way between two steps rounds by which way its multipliers erred."""
+    """An int8 ADD of a (scale s_a) and b (s_b) onto s_out as TFLite's int8 kernels compute it.
+    "xnnpack" (XNNPACK's qs8 add): each input times a fixed-point multiplier round(s_x / s_out *
+    2^shift) (the larger one of 21 bits), plus half of 2^shift, shifted right arithmetically (a
+    floor) by shift. "gemmlowp" (TFLite Micro's reference ADD): each input shifted left by 20 and
+    scaled by s_x / (2 max(s_a, s_b)), their sum by 2 max(s_a, s_b) / (2^20 s_out), each with
+    `multiply_by_quantized_multiplier`. Then clamped to int8. Neither is exact rounding: a sum
+    half-way between two steps rounds by which way the multipliers erred."""
 
     a_mult: float
     b_mult: float
     shift: int
+    gemmlowp: tuple[tuple[int, int], ...] = ()  # (multiplier, shift) of a, b and the sum; () for xnnpack
 
     @classmethod
-    def build(cls, a_scale: float, b_scale: float, out_scale: float) -> "Int8Add":
+    def build(cls, a_scale: float, b_scale: float, out_scale: float, arithmetic: str = "xnnpack") -> "Int8Add":
+        if arithmetic == "gemmlowp":
+            twice = 2.0 * float(max(f32(a_scale), f32(b_scale)))
+            return cls(0.0, 0.0, 20, (quantize_multiplier(float(f32(a_scale)) / twice),
+                                      quantize_multiplier(float(f32(b_scale)) / twice),
+                                      quantize_multiplier(twice / ((1 << 20) * float(f32(out_scale))))))
         ra, rb = f32(a_scale) / f32(out_scale), f32(b_scale) / f32(out_scale)
         exponent = int(np.array(max(ra, rb), np.float32).view(np.uint32)) >> 23
         shift = 20 - (exponent - 127)
@@ -153,6 +204,11 @@ class Int8Add:
         return cls(mult[0], mult[1], shift)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self.gemmlowp:
+            (am, ash), (bm, bsh), (om, osh) = self.gemmlowp
+            total = (multiply_by_quantized_multiplier(a.astype(np.int64) << self.shift, am, ash)
+                     + multiply_by_quantized_multiplier(b.astype(np.int64) << self.shift, bm, bsh))
+            return np.clip(multiply_by_quantized_multiplier(total, om, osh), QMIN_ACT, QMAX).astype(np.float32)
         # float64 holds every term exactly (|a| <= 128, multipliers < 2^21), and scaling by 2^-shift is exact
         acc = a.astype(np.float64) * self.a_mult + b.astype(np.float64) * self.b_mult + 2.0 ** (self.shift - 1)
         return np.clip(np.floor(acc * 2.0 ** -self.shift), QMIN_ACT, QMAX).astype(np.float32)

@@ -90,6 +90,47 @@ def test_int8_add_is_xnnpacks_fixed_point_for_every_input_pair(scales):
     np.testing.assert_array_equal(add(a.astype(np.float32), b.astype(np.float32)), want)
 
 
+@pytest.mark.parametrize("scales", ADD_SCALES)
+def test_int8_add_is_tflite_micros_fixed_point_for_every_input_pair(scales):
+    """TFLite Micro's reference int8 ADD: inputs shifted left by 20, each scaled by s_x / (2 max(s_a,
+    s_b)), the sum by 2 max(s_a, s_b) / (2^20 s_out), every scaling TFLite's integer requantization."""
+    from edge.quant import Int8Add, multiply_by_quantized_multiplier as mul, quantize_multiplier
+    add = Int8Add.build(*scales, arithmetic="gemmlowp")
+    s_a, s_b, s_out = (float(np.float32(v)) for v in scales)
+    twice = 2 * max(s_a, s_b)
+    (ma, sa), (mb, sb), (mo, so) = (quantize_multiplier(r) for r in (s_a / twice, s_b / twice,
+                                                                      twice / ((1 << 20) * s_out)))
+    one = lambda v, m, sh: int(mul(np.array([v], np.int64), m, sh)[0])  # noqa: E731  (checked just above)
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
+    scaled_a = {x: one(x << 20, ma, sa) for x in range(-128, 128)}
+    scaled_b = {x: one(x << 20, mb, sb) for x in range(-128, 128)}
+    want = [min(127, max(-128, one(scaled_a[x] + scaled_b[y], mo, so))) for x, y in zip(a.tolist(), b.tolist())]
+    np.testing.assert_array_equal(add(a.astype(np.float32), b.astype(np.float32)), want)
+
+
+def test_gemmlowp_requantization_is_tflites_integer_formula():
+    """multiply_by_quantized_multiplier against TFLite's MultiplyByQuantizedMultiplier written out in
+    Python integers (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT)."""
+    from edge.quant import multiply_by_quantized_multiplier, quantize_multiplier
+
+    def reference(x, m, shift):
+        ab = (x << max(shift, 0)) * m
+        v = ab + (1 << 30 if ab >= 0 else 1 - (1 << 30))
+        high = abs(v) >> 31 if v >= 0 else -(abs(v) >> 31)
+        e = max(-shift, 0)
+        mask = (1 << e) - 1
+        return (high >> e) + int((high & mask) > (mask >> 1) + int(high < 0))
+
+    rng = np.random.default_rng(8)
+    x = rng.integers(-(2**24), 2**24, 4000)
+    x[:8] = [0, 1, -1, 2**24 - 1, -(2**24), 3, -3, 1 << 20]
+    for real in [*rng.uniform(1e-6, 0.999, 6), 1.0, 1.5, 3.0, 0.5, 2.0**-20]:
+        m, shift = quantize_multiplier(float(real))
+        assert 2**30 <= m < 2**31 and abs(m * 2.0 ** (shift - 31) - real) <= 2.0 ** (shift - 32)
+        want = [reference(v, m, shift) for v in x.tolist()]
+        np.testing.assert_array_equal(multiply_by_quantized_multiplier(x, m, shift), want)
+
+
 def test_int8_fc_sums_exactly_and_rounds_its_float32_product_half_to_even():
     from edge.quant import Int8FC
     rng = np.random.default_rng(5)

@@ -108,14 +108,19 @@ def test_int8_targets_round_on_the_reference_cells_grids(converted):
         assert float(inits[f"{name}_scale"]) == pytest.approx(scale, rel=1e-6), name
 
 
-def test_the_int8_esn_reference_steps_as_its_tflite_target_does_bit_for_bit(converted, stream):
-    """The int8 ESN reference computes each op as LiteRT's CPU path (XNNPACK) does, from the
-    float32 scales the target is pinned to: forecasts and states are equal at every step of a
-    closed loop, so a figure measured on either holds for the other."""
+@pytest.mark.parametrize("runtime, arithmetic", [("litert", "xnnpack"), ("tflite-micro", "gemmlowp")])
+def test_the_int8_esn_reference_steps_as_its_tflite_target_does_bit_for_bit(converted, stream, runtime, arithmetic):
+    """The int8 ESN reference computes each op as LiteRT's CPU path (XNNPACK) or TFLite Micro's
+    reference kernels (gemmlowp) do, from the float32 scales the target is pinned to: forecasts and
+    states are equal at every step of a closed loop, so a figure measured on either holds for the
+    other."""
     art, paths = converted
     if art.config.kind != "esn":
         pytest.skip("a GRU's gates are not pinned on the reference's grids")
-    ref, target = art.cell("int8"), open_target(paths["tflite-int8"], "tflite-int8", art.config)
+    if runtime == "tflite-micro":
+        pytest.importorskip("tflite_micro")
+    ref = art.cell("int8", arithmetic)
+    target = open_target(paths["tflite-int8"], "tflite-int8", art.config, runtime=runtime)
     z = art.normalizer.normalize(stream)
     y_ref, s_ref = run(ref, z, return_states=True)[::2]
     y, s = run(target, z, return_states=True)[::2]
