@@ -105,7 +105,8 @@ def table(results: list[Parity]) -> str:
     rows = [("target", "runtime", "ref", "steps", "fcst max", "fcst p99", "state drift by quarter", "thr agree",
              "alert agree", "alerts ref/tgt", "gate", "")]
     for p in results:
-        rows.append((p.target, p.runtime or "-", p.reference, str(p.steps), f"{p.forecast_max:.2e}", f"{p.forecast_p99:.2e}",
+        rows.append((p.target, p.runtime or "-", p.reference, str(p.steps), f"{p.forecast_max:.2e}",
+                     f"{p.forecast_p99:.2e}",
                      " ".join(f"{d:.1e}" for d in p.state_drift), f"{p.threshold_agreement:.2%}",
                      f"{p.alert_agreement:.2%}", f"{p.alerts_reference}/{p.alerts_target}", p.gate,
                      "pass" if p.passed else "FAIL"))

@@ -89,11 +89,11 @@ class ESNInt8Cell(ConfigShapes):
     """The int8 step as its tflite-int8 target computes it, bit for bit, on LiteRT's CPU path
     (arithmetic "xnnpack") or in TFLite Micro ("gemmlowp"): the four fully-connected ops (W_in x + b
     and W s, the readout's W_s s + b and W_x x), each onto its calibrated grid, and the three ADDs of
-    the step graph (`edge.quant.Int8FC`, `Int8Add`), tanh onto int8 TANH's fixed grid (1/128, as every int8 TFLite and TFLite Micro
-    kernel gives it) from a table. The leaky update's two terms (1 - a) s and a tanh lie on grids
-    on which they are exact (`grids`), so their int8 values are those of s and tanh, and the update
-    is the ADD of the two onto the state's grid. `grids` gives the int8 targets every grid, so a
-    target pinned to them rounds where this cell does."""
+    the step graph (`edge.quant.Int8FC`, `Int8Add`), tanh onto int8 TANH's fixed grid (1/128, as
+    every int8 TFLite and TFLite Micro kernel gives it) from a table. The leaky update's two terms
+    (1 - a) s and a tanh lie on grids on which they are exact (`grids`), so their int8 values are
+    those of s and tanh, and the update is the ADD of the two onto the state's grid. `grids` gives
+    the int8 targets every grid, so a target pinned to them rounds where this cell does."""
 
     config: ESNConfig
     scales: dict[str, float]  # "input", "state", "output" and the named tensors of the step graph

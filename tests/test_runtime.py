@@ -192,8 +192,8 @@ def test_a_tflite_target_is_served_in_tflite_micro_on_request(taxi_model):
     assert isinstance(micro.detector.cell, MicroCell) and micro.target == "tflite-int8"
     assert "on tflite-micro" in micro.describe()
     rows = read_csv(TAXI)
-    got, want = (s.detector.run(rows.values[TRAIN_ROWS:TRAIN_ROWS + 2000], rows.timestamps[TRAIN_ROWS:TRAIN_ROWS + 2000])
-                 for s in (micro, lite))
+    part = slice(TRAIN_ROWS, TRAIN_ROWS + 2000)
+    got, want = (s.detector.run(rows.values[part], rows.timestamps[part]) for s in (micro, lite))
     assert np.mean(got["active"] == want["active"]) >= 0.99
 
 
