@@ -187,7 +187,7 @@ class Int8Add:
 
     a_mult: float
     b_mult: float
-    shift: int
+    shift: int  # xnnpack: the right shift; gemmlowp: the inputs' left shift (20)
     gemmlowp: tuple[tuple[int, int], ...] = ()  # (multiplier, shift) of a, b and the sum; () for xnnpack
 
     @classmethod

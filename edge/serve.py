@@ -93,9 +93,8 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
     t = TARGETS[target]
     if backend == "numpy" or (backend and _FORMAT[backend] != t.format):
         raise ConfigError(f"target {target} is {t.format}; it cannot run on backend {backend}")
-    if backend == "tflite-micro":
-        cell = open_target(art.path / t.file, target, art.config, runtime=backend, accelerator=accelerator)
-    else:
-        cell = open_target(art.path / t.file, target, art.config, threads=threads, accelerator=accelerator)
+    if backend != "tflite-micro":
         backend = "onnx" if t.format == "onnx" else "litert"
+    cell = open_target(art.path / t.file, target, art.config, accelerator=accelerator,
+                       runtime="tflite-micro" if backend == "tflite-micro" else None, threads=threads)
     return Served(Detector(art, cell=cell), backend, target, bundle, accelerator)

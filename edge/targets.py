@@ -280,34 +280,30 @@ class MicroCell:
         inputs, outputs = index(graph.inputs), index(graph.outputs)
         ins, outs = step_tensors(path, config, inputs, outputs)
         it = self.interpreter
-        self._in = [(inputs[n], self._grid(it.get_input_details(inputs[n]))) for n in ins]
-        self._out = [(outputs[n], self._grid(it.get_output_details(outputs[n]))) for n in outs]
+        self._in = [(inputs[n], self._details(it.get_input_details(inputs[n]))) for n in ins]
+        self._out = [(outputs[n], self._details(it.get_output_details(outputs[n]))) for n in outs]
 
     @staticmethod
-    def _grid(d: dict) -> tuple[type, float, int]:
+    def _details(d: dict) -> dict:
+        """A tensor's dtype and (scale, zero point) as LiteRT's details give them, for LiteRTCell's
+        (de)quantization at the boundary."""
         q = d["quantization_parameters"]
-        if d["dtype"] == np.float32 or not len(q["scales"]):
-            return np.float32, 1.0, 0
-        return d["dtype"], float(q["scales"][0]), int(q["zero_points"][0])
+        grid = (float(q["scales"][0]), int(q["zero_points"][0])) if len(q["scales"]) else (0.0, 0)
+        return {"dtype": d["dtype"], "quantization": grid}
 
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         it = self.interpreter
         arrays = [x, *split_state(self.config, state).values()]
         got: list[list[np.ndarray]] = [[] for _ in self._out]
         for b in range(x.shape[0]):
-            for (i, (dtype, scale, zero)), a in zip(self._in, arrays):
-                row = np.ascontiguousarray(a[b:b + 1], np.float32)
-                if dtype is not np.float32:
-                    row = np.clip(np.rint(row / np.float32(scale)) + zero, -128, 127).astype(dtype)
-                it.set_input(row, i)
+            for (i, d), a in zip(self._in, arrays):
+                it.set_input(LiteRTCell._to(d, np.ascontiguousarray(a[b:b + 1], np.float32)), i)
             try:
                 it.invoke()
             except RuntimeError as e:
                 raise ArtifactError(f"TFLite Micro failed to step the model: {e}") from None
-            for out, (i, (dtype, scale, zero)) in zip(got, self._out):
-                a = it.get_output(i)
-                out.append(a.astype(np.float32) if dtype is np.float32 else
-                           (a.astype(np.float32) - np.float32(zero)) * np.float32(scale))
+            for out, (i, d) in zip(got, self._out):
+                out.append(LiteRTCell._from(d, np.array(it.get_output(i))))  # a copy: the next invoke reuses it
         y, *states = (np.concatenate(o) for o in got)
         names = state_names(self.config)
         return y, states[0] if len(names) == 1 else join_state(self.config, dict(zip(names, states)))
@@ -341,5 +337,5 @@ def open_target(path: str | Path, name: str, config: ModelConfig, *, accelerator
         kw.pop("threads", None)  # the GPU runs the graph; no CPU threads to set
         return LiteRTGpuCell(path, config, precision=t.precision, **kw)
     if runtime == "tflite-micro":
-        return MicroCell(path, config)
+        return MicroCell(path, config)  # one thread; `threads` does not apply
     return (OnnxCell if t.format == "onnx" else LiteRTCell)(path, config, **kw)

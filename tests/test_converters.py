@@ -246,10 +246,11 @@ def test_tflite_targets_pass_their_gates_in_tflite_micro(converted, stream, name
     assert p.gate.startswith("forecast max <= 1e-05" if name == "tflite" else "decisions agree")
 
 
-def test_tflite_micro_steps_b_streams_as_each_alone(converted, stream):
+@pytest.mark.parametrize("name", ["tflite", "tflite-int8"])
+def test_tflite_micro_steps_b_streams_as_each_alone(converted, stream, name):
     pytest.importorskip("tflite_micro")
     art, paths = converted
-    cell = open_target(paths["tflite-int8"], "tflite-int8", art.config, runtime="tflite-micro")
+    cell = open_target(paths[name], name, art.config, runtime="tflite-micro")
     z = art.normalizer.normalize(stream[:3])
     state = np.stack([run(art.cell("int8"), art.normalizer.normalize(stream[k:k + 50]))[1][-1] for k in range(3)])
     y3, s3 = cell.step(z, state)
