@@ -135,6 +135,57 @@ def test_the_int8_esn_reference_steps_as_its_tflite_target_does_bit_for_bit(conv
         np.testing.assert_array_equal(got, want)
 
 
+def _int8_tanh_model(in_scale: float) -> bytes:
+    """A TFLite model of one int8 TANH over 256 values, input scale `in_scale`, output 1/128."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    def tensor(name, scale):
+        t, q = s.TensorT(), s.QuantizationParametersT()
+        q.scale, q.zeroPoint = [scale], [0]
+        t.name, t.shape, t.type, t.quantization = name, [1, 256], s.TensorType.INT8, q
+        return t
+    sg, op, code, model = s.SubGraphT(), s.OperatorT(), s.OperatorCodeT(), s.ModelT()
+    sg.tensors, sg.inputs, sg.outputs = [tensor("x", in_scale), tensor("y", 1 / 128)], [0], [1]
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
+    sg.operators = [op]
+    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.TANH
+    code.version = 1
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [sg], [s.BufferT()]
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+@pytest.mark.parametrize("runtime", ["litert", "tflite-micro"])
+def test_the_int8_tanh_table_is_each_interpreters_tanh_for_every_input(runtime):
+    """The reference's int8 TANH (the float tanh rounded onto 1/128) is LiteRT's (XNNPACK's table)
+    and TFLite Micro's (gemmlowp's fixed-point tanh) for all 256 inputs at 1,000 input scales drawn
+    log-uniformly from 1e-4 to 8: the one op whose arithmetic the reference does not write out."""
+    from edge.quant import int8_tanh_table
+    x = np.arange(-128, 128, dtype=np.int8)[None]
+    if runtime == "tflite-micro":
+        tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+
+        def tanh(model):
+            it = tflm.Interpreter.from_bytes(model)
+            it.set_input(x, 0)
+            it.invoke()
+            return it.get_output(0)[0]
+    else:
+        from ai_edge_litert.interpreter import Interpreter
+
+        def tanh(model):
+            it = Interpreter(model_content=model)
+            it.allocate_tensors()
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            it.invoke()
+            return it.get_tensor(it.get_output_details()[0]["index"])[0]
+    rng = np.random.default_rng(11)
+    for scale in np.exp(rng.uniform(np.log(1e-4), np.log(8.0), 1000)).astype(np.float32).tolist():
+        np.testing.assert_array_equal(tanh(_int8_tanh_model(scale)), int8_tanh_table(scale), err_msg=f"scale {scale}")
+
+
 def test_the_onnx_int8_esn_target_steps_as_its_reference_does_on_most_steps(converted, stream):
     """Pinned on the same grids, the ONNX target rounds where the reference does, but ONNX
     Runtime's int8 ADD has a fixed point of its own (now and then a step apart), which the

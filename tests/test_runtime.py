@@ -197,6 +197,33 @@ def test_a_tflite_target_is_served_in_tflite_micro_on_request(taxi_model):
     assert np.mean(got["active"] == want["active"]) >= 0.99
 
 
+def test_a_microcontrollers_bundle_is_served_in_tflite_micro(tmp_path, taxi_model, monkeypatch):
+    """A bundle deployed for esp32-s3 (its interpreter tflite-micro) serves its target in TFLite
+    Micro when no backend is asked for: the alerts the microcontroller would raise. Without
+    tflite-micro installed it falls back to LiteRT and says so."""
+    pytest.importorskip("tflite_micro")
+    import importlib.util
+
+    from converters.convert import emit
+    from edge.artifact import load_artifact
+    from edge.bundle import make_bundle
+    from edge.targets import LiteRTCell, MicroCell
+    emit(load_artifact(taxi_model), "tflite-int8", taxi_model)
+    runtime = {"target": "tflite-int8", "backend": "tflite", "precision": "int8", "interpreter": "tflite-micro",
+               "delegate": "esp-nn", "mqtt": {"subscribe": "sensors/+/+", "qos": 1, "keepalive_s": 30}}
+    bundle = make_bundle(taxi_model, ["tflite-int8"], "esp32-s3", runtime, tmp_path / "esp.tar")
+    served = load(bundle, workdir=tmp_path)
+    assert isinstance(served.detector.cell, MicroCell) and served.backend == "tflite-micro"
+    assert "bundle for esp32-s3, target tflite-int8 on tflite-micro" in served.describe()
+    assert load(bundle, workdir=tmp_path, backend="litert").backend == "litert"  # asked for: as asked
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tflite_micro"
+                        else find_spec(name, *a))
+    with pytest.warns(UserWarning, match="made for TFLite Micro, which is not installed here"):
+        served = load(bundle, workdir=tmp_path)
+    assert isinstance(served.detector.cell, LiteRTCell) and served.backend == "litert"
+
+
 def test_malformed_payloads_are_dead_lettered_and_processing_goes_on(broker, collector, taxi_model):
     r = Running(taxi_model, broker)
     bad = [
