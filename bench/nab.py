@@ -8,7 +8,8 @@ profile). The ESN also runs at 100 units, the size pruning half its reservoir wo
 well as pruning does: bench/esn_prune.py), and at reservoir seeds 0-2: the seed alone moves its
 score by a point or more, so the table ends with their mean and range. --quick runs the ESN rows
 only. The int8 ESN also runs as a device runs it: each file's model converted to the full-integer
-TFLite target and stepped in LiteRT (`--backend tflite`), at the same seeds. Prints a Markdown table.
+TFLite target and stepped in LiteRT (`--backend tflite`), and in TFLite Micro's interpreter as a
+microcontroller steps it (`--backend tflite-micro`), at the same seeds. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from trainer.evaluate import evaluate_nab  # noqa: E402
 SEEDS = (0, 1, 2)  # reservoir seeds of the ESN rows
 # Standard-profile scores from NAB's scoreboard; the other profiles only where we hold the result
 # files (Numenta HTM, data/nab/reference, reproduced by tests/test_nab.py).
-LITERT = "ESN 200 int8 target in LiteRT"
+DEVICES = {"tflite": "ESN 200 int8 target in LiteRT", "tflite-micro": "ESN 200 int8 target in TFLite Micro"}
 PUBLISHED = [("ARTime", 74.9, None, None), ("Numenta HTM", 70.1, 63.1, 74.3), ("CAD OSE", 69.9, None, None),
              ("KNN CAD", 58.0, None, None), ("Random", 16.8, None, None), ("Null", 0.0, 0.0, 0.0)]
 
@@ -57,8 +58,9 @@ def main() -> None:
     runs += [(f"ESN 200 {p}, reservoir seed {k}", TrainConfig(model=replace(esn, seed=k), int8=p == "int8"))
              for p in ("float32", "int8") for k in SEEDS[1:]]
     # the device's view: each file's model converted to the full-integer TFLite target, stepped in LiteRT
-    runs += [(f"{LITERT}, reservoir seed {k}" if k else LITERT, TrainConfig(model=replace(esn, seed=k), int8=True),
-              "tflite") for k in SEEDS]
+    # (a Raspberry Pi's CPU path) and in TFLite Micro (a microcontroller's reference kernels)
+    runs += [(f"{name}, reservoir seed {k}" if k else name, TrainConfig(model=replace(esn, seed=k), int8=True),
+              backend) for backend, name in DEVICES.items() for k in SEEDS]
     if not args.quick:
         g = GRUTrainConfig(epochs=60, patience=8)
         runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)),
@@ -79,7 +81,7 @@ def main() -> None:
             scores[label] = [n["standard"], n["reward_low_FP_rate"], n["reward_low_FN_rate"], r.alerts["standard"]]
             print(f"| rnnedge {label} (ours, strictly online) | {n['standard']:.1f} | {n['reward_low_FP_rate']:.1f} | "
                   f"{n['reward_low_FN_rate']:.1f} | {r.alerts['standard']:.1f} | {r.seconds:.0f} s |", flush=True)
-    for name in ("ESN 200 float32", "ESN 200 int8", LITERT):  # seed 0 is the plain row
+    for name in ("ESN 200 float32", "ESN 200 int8", *DEVICES.values()):  # seed 0 is the plain row
         rows = np.array([scores[name]] + [scores[f"{name}, reservoir seed {k}"] for k in SEEDS[1:]])
         cells = " | ".join(f"{m:.1f} ({lo:.1f}-{hi:.1f})" for m, lo, hi in zip(rows.mean(0), rows.min(0), rows.max(0)))
         print(f"| rnnedge {name}, mean (min-max) over reservoir seeds {SEEDS[0]}-{SEEDS[-1]} | {cells} | |")
