@@ -17,6 +17,7 @@ import numpy as np
 QMAX = 127
 QMIN_ACT = -128  # activations: the whole int8 range
 TANH_SCALE = 1.0 / 128  # the output grid of every int8 TFLite TANH (zero point 0)
+HEADROOM = 1.0  # int8 range of the tensors that grow with the input, x the training range (trainer.quantize)
 # float32 represents every integer below 2**24 exactly, so an int8 x int8 dot product of length K
 # accumulates exactly in float32 (fast BLAS) while K * 127 * 127 < 2**24.
 _EXACT_F32_K = (1 << 24) // (QMAX * QMAX)

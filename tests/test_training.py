@@ -131,6 +131,37 @@ def test_int8_esn_error_close_to_float(tmp_path):
     assert m["float_rmse"] < m["persistence_rmse"]
 
 
+def test_int8_ranges_of_the_tensors_that_grow_with_the_input_have_headroom(tmp_path):
+    """An ESN's input, output and the tensors between that scale with the input get `headroom`
+    times the training range; the state and the recurrent part keep theirs. The manifest records
+    the factor, and the ranges it stores are the widened ones."""
+    from edge.esn import make_reservoir
+    from trainer.esn import ESNCell
+    from trainer.quantize import calibrate, headroom_tensors
+    z = ((read_csv(TAXI).values[:600] - 15000.0) / 7000.0).astype(np.float32)
+    c = ESNConfig(units=50)
+    w = {**make_reservoir(c), "readout.weight": np.full((1, 51), 0.1, np.float32),
+         "readout.bias": np.zeros(1, np.float32)}
+    cell = ESNCell.from_weights(c, w)
+    plain, _ = calibrate(cell, z, headroom=1.0)
+    wide, _ = calibrate(cell, z, headroom=4.0)
+    assert set(headroom_tensors(c)) == {"input", "fc_in", "preact", "ro_input", "output"}
+    assert plain["input"] == [float(z.min()), float(z.max())]
+    for name, (lo, hi) in plain.items():
+        assert wide[name] == ([4 * lo, 4 * hi] if name in headroom_tensors(c) else [lo, hi]), name
+    series = read_csv(TAXI).head(1500)
+    for f in (1.0, 4.0):
+        art = load_artifact(train(series, TrainConfig(model=c, int8=True, int8_headroom=f), tmp_path / f"m{f}"))
+        q = art.manifest["quantization"]
+        assert q["headroom"] == f
+        lo, hi = q["activations"]["input"]
+        assert hi == pytest.approx(f * art.normalizer.normalize(series.values[:1200]).max(), rel=1e-6)
+    with pytest.raises(ConfigError, match="int8_headroom"):
+        TrainConfig(int8_headroom=0.5)
+    with pytest.raises(ConfigError, match="applies to an ESN"):
+        TrainConfig(model=GRUConfig(), int8_headroom=4.0)
+
+
 def test_the_int8_readout_is_fitted_for_the_int8_reservoirs_own_rounding():
     """The int8 reservoir's states wander from the float ones by far more than one rounding (its
     rounding lives on in the leaky state); the int8 readout's penalty is that measured gap."""
@@ -141,7 +172,7 @@ def test_the_int8_readout_is_fitted_for_the_int8_reservoirs_own_rounding():
     c = ESNConfig(units=100)
     w = {**make_reservoir(c), "readout.weight": np.zeros((1, 101), np.float32), "readout.bias": np.zeros(1, np.float32)}
     states = reservoir_states(ESNCell.from_weights(c, w), z)
-    gap = state_rounding(c, w, z, states, 1000)
+    gap = state_rounding(c, w, z, states, 1000, headroom=1.0)
     one_rounding = range_scale(states[:1000].min(), states[:1000].max()) ** 2 / 12
     assert gap.shape == (100,) and np.isfinite(gap).all()
     assert gap.mean() > 2 * one_rounding

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edge.errors import ConfigError
+from edge.quant import HEADROOM
 from edge.scoring import Adaptive
 from edge.specs import ESNConfig, GRUConfig, LSMConfig
-from edge.errors import ConfigError
 from edge.validation import check_choice, check_float, check_int
 
 
@@ -73,6 +74,7 @@ class TrainConfig:
     gru: GRUTrainConfig = field(default_factory=GRUTrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     int8: bool = False
+    int8_headroom: float = HEADROOM  # an ESN's int8 range of the tensors that grow with the input (quantize)
     seed: int = 0
     val_fraction: float = 0.2
     washout: int = 50
@@ -89,10 +91,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_int("TrainConfig", "seed", self.seed, 0, 2**32 - 1)
         check_float("TrainConfig", "val_fraction", self.val_fraction, 0.05, 0.5)
+        check_float("TrainConfig", "int8_headroom", self.int8_headroom, 1.0, 64.0)
         check_int("TrainConfig", "washout", self.washout, 0, 100_000)
         check_choice("TrainConfig", "alert_on", self.alert_on, ("calibrated", "adaptive"))
         check_choice("TrainConfig", "calibrate_on", self.calibrate_on, ("all", "heldout"))
         check_float("TrainConfig", "profile_weight", self.profile_weight, 0.0, 100.0)
+        if self.int8_headroom != 1.0 and self.model.kind != "esn":
+            raise ConfigError(f"--int8-headroom applies to an ESN's ranges; a {self.model.kind}'s are not widened")
         if self.prune.active and self.model.kind != "gru":
             raise ConfigError("pruning applies to GRU models: a reservoir is sparse by construction (set "
                               "--density), and removing its units does no better than drawing fewer of "

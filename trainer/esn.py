@@ -50,7 +50,7 @@ def solve_ridge(gram: np.ndarray, cross: np.ndarray, ridge: float, noise: np.nda
 
 
 def state_rounding(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray, states: np.ndarray,
-                   n_fit: int) -> np.ndarray:
+                   n_fit: int, headroom: float) -> np.ndarray:
     """Per unit, the mean squared gap between the int8 reservoir's states and the float ones
     (`states`, teacher-forced on z) over z[:n_fit], on the int8 grids `calibrate` will set. It is
     far larger than one rounding (a step's variance, scale^2 / 12): each step's rounding lives on
@@ -61,30 +61,31 @@ def state_rounding(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndar
     from .quantize import calibrate, quantize_weights
     d, units = config.input_size, config.units
     w = {**weights, "readout.weight": np.zeros((d, units + d), np.float32), "readout.bias": np.zeros(d, np.float32)}
-    ranges, _ = calibrate(build_cell(config, w), z[:n_fit])  # the readout is not used
+    ranges, _ = calibrate(build_cell(config, w), z[:n_fit], headroom=headroom)  # the readout is not used
     int8_cell = build_cell(config, {**w, **quantize_weights(config, w)}, "int8", ranges)
     _, _, int8_states = run(int8_cell, z[:n_fit], return_states=True)
     return np.mean((int8_states - states[:n_fit]) ** 2, axis=0, dtype=np.float64)
 
 
 def fit_esn(config: ESNConfig, z: np.ndarray, n_fit: int, washout: int,
-            *, int8: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+            *, int8: bool = False, headroom: float = 1.0) -> tuple[dict[str, np.ndarray], dict]:
     """Draw the reservoir from config.seed and fit its readout (`fit_readout`): the weights and
     the readout report."""
-    weights, report, _ = fit_readout(config, make_reservoir(config), z, n_fit, washout, int8=int8)
+    weights, report, _ = fit_readout(config, make_reservoir(config), z, n_fit, washout, int8=int8,
+                                     headroom=headroom)
     return weights, report
 
 
 def fit_readout(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray, n_fit: int, washout: int,
-                *, int8: bool = False) -> tuple[dict[str, np.ndarray], dict, np.ndarray]:
+                *, int8: bool = False, headroom: float = 1.0) -> tuple[dict[str, np.ndarray], dict, np.ndarray]:
     """Fit the readout of reservoir `weights` on z[:n_fit] (normalised float32[n, D]); choose the
     ridge by one-step MSE on z[n_fit:].
 
     With int8, the readout is fitted as if its features carried the int8 model's own error: per
     state unit the int8 reservoir's measured gap to the float states (`state_rounding`), for the
-    input one rounding (scale^2 / 12). That keeps its weights small enough that the int8 state's
-    error, on the reference or on a target that rounds a little differently, does not blow up the
-    forecast.
+    input one rounding (scale^2 / 12), both on the grids `calibrate` sets with `headroom`. That
+    keeps its weights small enough that the int8 state's error, on the reference or on a target
+    that rounds a little differently, does not blow up the forecast.
     Returns the weights with the readout, a report {"ridge", "val_mse", "washout", "grid"} and the
     readout features of every row.
     """
@@ -100,8 +101,8 @@ def fit_readout(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray
     gram, cross = phi[fit].T @ phi[fit], phi[fit].T @ target[fit]
     noise = 0.0
     if int8:
-        step_input = np.abs(z[:n_fit]).max() / QMAX
-        per_row = np.concatenate([state_rounding(config, weights, z, phi[:, :units], n_fit),
+        step_input = headroom * np.abs(z[:n_fit]).max() / QMAX
+        per_row = np.concatenate([state_rounding(config, weights, z, phi[:, :units], n_fit, headroom),
                                   np.full(d, step_input ** 2 / 12), [0.0]])
         noise = (fit.stop - fit.start) * per_row
     grid = []

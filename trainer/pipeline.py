@@ -79,7 +79,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     pruning = None
     t_fit = time.perf_counter()
     if model_cfg.kind == "esn":
-        weights, report = fit_esn(model_cfg, z, n_fit, cfg.washout, int8=cfg.int8)
+        weights, report = fit_esn(model_cfg, z, n_fit, cfg.washout, int8=cfg.int8, headroom=cfg.int8_headroom)
         metrics["esn"] = report
     elif model_cfg.kind == "lsm":
         if cfg.int8:
@@ -95,7 +95,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     if model_cfg.kind == "lsm":  # no int8 targets to calibrate for: its synapses are int8 already
         ranges, calibration = None, {}
     else:
-        ranges, calibration = calibrate(float_cell, z[:n_fit])
+        ranges, calibration = calibrate(float_cell, z[:n_fit], headroom=cfg.int8_headroom)
     calibration["stream"] = values[-VERIFY_ROWS:]  # raw rows `rnnedge verify` replays by default
 
     quantization = None
@@ -107,7 +107,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         metrics["int8_rmse"] = rmse(z[n_fit:] - y_int8[n_fit - 1:])
         gap = (y_int8 - y_float)[n_fit - 1:]
         quantization = {"scheme": "int8 symmetric; weights per output channel, activations per tensor",
-                        "activations": ranges,
+                        "activations": ranges, "headroom": cfg.int8_headroom,
                         "int8_vs_float": {"max_abs": float(np.abs(gap).max()), "rmse": rmse(gap)}}
     first = n_fit if cfg.calibrate_on == "heldout" else min(cfg.washout + 1, n_fit)  # first residual row
     scorer = Scorer.fit(z[first:] - y_serving[first - 1:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..quant import HEADROOM
 from ..scoring import Adaptive
 from ..targets import ACCELERATORS
 from .models import cmd_detect, cmd_evaluate_csv, cmd_evaluate_nab, cmd_info, cmd_train
@@ -44,6 +45,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "the washout (default), or the held-out tail only")
     p.add_argument("--washout", type=int, default=50, help="samples before scores count (default: 50)")
     p.add_argument("--int8", action="store_true", help="quantize to int8 and serve int8 by default")
+    p.add_argument("--int8-headroom", type=float, default=HEADROOM,
+                   help="int8 range of an ESN's input, output and the tensors between that grow with the "
+                        "input, as a multiple of the training rows' range: room for values beyond them, at "
+                        f"a coarser grid (default: {HEADROOM:g})")
     g = p.add_argument_group("GRU")
     g.add_argument("--hidden", type=int, default=32, help="hidden units per layer (default: 32)")
     g.add_argument("--layers", type=int, default=1, choices=(1, 2), help="GRU layers (default: 1)")
