@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.esn import ESNCell, make_reservoir
-from edge.quant import QMAX
+from edge.quant import HEADROOM, QMAX
 from edge.specs import ESNConfig
 
 RIDGE_GRID = tuple(10.0 ** e for e in np.arange(-6.0, 3.01, 0.5))
@@ -68,7 +68,7 @@ def state_rounding(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndar
 
 
 def fit_esn(config: ESNConfig, z: np.ndarray, n_fit: int, washout: int,
-            *, int8: bool = False, headroom: float = 1.0) -> tuple[dict[str, np.ndarray], dict]:
+            *, int8: bool = False, headroom: float = HEADROOM) -> tuple[dict[str, np.ndarray], dict]:
     """Draw the reservoir from config.seed and fit its readout (`fit_readout`): the weights and
     the readout report."""
     weights, report, _ = fit_readout(config, make_reservoir(config), z, n_fit, washout, int8=int8,
@@ -77,7 +77,8 @@ def fit_esn(config: ESNConfig, z: np.ndarray, n_fit: int, washout: int,
 
 
 def fit_readout(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray, n_fit: int, washout: int,
-                *, int8: bool = False, headroom: float = 1.0) -> tuple[dict[str, np.ndarray], dict, np.ndarray]:
+                *, int8: bool = False, headroom: float = HEADROOM
+                ) -> tuple[dict[str, np.ndarray], dict, np.ndarray]:
     """Fit the readout of reservoir `weights` on z[:n_fit] (normalised float32[n, D]); choose the
     ridge by one-step MSE on z[n_fit:].
 
