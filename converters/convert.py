@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,8 +25,8 @@ import numpy as np
 
 import edge
 from edge.artifact import Artifact, atomic_write, sha256_file
-from edge.errors import MissingDependencyError, RnnEdgeError
-from edge.targets import RUNTIMES, TARGETS, open_target, target
+from edge.errors import RnnEdgeError
+from edge.targets import RUNTIMES, TARGETS, open_in_runtime, open_target, target
 
 from . import onnx_target, tflite_target
 from .check import Facts, Violation, check, facts, violations_table
@@ -87,12 +86,9 @@ def convert(art: Artifact, names: list[str], values: np.ndarray, source: str, *,
         # proved in the profile's runtime where it runs this format (TFLite Micro's kernels round int8
         # apart from LiteRT's); timed in the default one, which the profile's speed factor scales
         runtime = profile.runtime if profile is not None else None
-        proof = cell
+        proof = cell  # where the runtime is missing, the parity's runtime records the default's
         if runtime in RUNTIMES[TARGETS[name].format] and runtime != cell.runtime:
-            try:
-                proof = open_target(path, name, art.config, runtime=runtime)
-            except MissingDependencyError as e:  # recorded: the parity's runtime reads the default's
-                warnings.warn(f"{name} proved on {cell.runtime}, not on the profile's {runtime}: {e}", stacklevel=2)
+            proof = open_in_runtime(path, name, art.config, runtime)
         done.append(Converted(name, path, seconds, verify(art, name, proof, values), facts(name, path, cell)))
     violations = check(profile, [c.facts for c in done]) if profile else []
     _write_record(art, out_dir, done, source, len(values), profile, violations)

@@ -5,9 +5,10 @@
     litert  a TFLite target in ai-edge-litert (tflite-runtime as a fallback import)
     tflite-micro  a TFLite target in TFLite Micro's interpreter: a microcontroller's kernels, run here
 
-The choice, first that applies: `target` (a target name), `backend`, the bundle's runtime config
-(its target, on TFLite Micro where the bundle's profile runs it and tflite-micro is installed),
-else numpy. `accelerator="gpu"` serves a float TFLite target on LiteRT's GPU accelerator (tflite-fp16
+The choice, first that applies: `target` (a target name), `backend`, the bundle's runtime config,
+else numpy. A bundle's TFLite target runs in its profile's interpreter unless `backend` says
+otherwise: TFLite Micro for a microcontroller's, where tflite-micro is installed (else LiteRT, with
+a warning). `accelerator="gpu"` serves a float TFLite target on LiteRT's GPU accelerator (tflite-fp16
 unless `target` names tflite). Backends hold no per-stream state; the engine owns it.
 """
 
@@ -21,9 +22,10 @@ from .artifact import Artifact, load_artifact
 from .bundle import Bundle, open_bundle
 from .detector import Detector
 from .errors import ConfigError, MissingFileError
-from .targets import ACCELERATORS, GPU_TARGETS, TARGETS, open_target
+from .targets import ACCELERATORS, GPU_TARGETS, TARGETS, open_in_runtime, open_target
 
 BACKENDS = ("numpy", "onnx", "litert", "tflite-micro")
+_BACKEND = {"onnxruntime": "onnx", "litert": "litert", "tflite-micro": "tflite-micro"}  # of a cell's runtime
 _FORMAT = {"onnx": "onnx", "litert": "tflite", "tflite-micro": "tflite", "tflite": "tflite"}
 
 
@@ -87,9 +89,6 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
         target = fits[0]
     elif target is None and backend is None and bundle is not None:
         target = bundle.runtime["target"]
-        micro = bundle.runtime.get("interpreter") == "tflite-micro"
-        if micro and target in TARGETS and TARGETS[target].format == "tflite":
-            backend = _micro_or_litert(path)  # a microcontroller's bundle computes as its kernels do
     if target is None:
         return Served(Detector(art), "numpy", None, bundle)
     if target not in available:
@@ -97,21 +96,11 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
     t = TARGETS[target]
     if backend == "numpy" or (backend and _FORMAT[backend] != t.format):
         raise ConfigError(f"target {target} is {t.format}; it cannot run on backend {backend}")
-    if backend != "tflite-micro":
-        backend = "onnx" if t.format == "onnx" else "litert"
-    cell = open_target(art.path / t.file, target, art.config, accelerator=accelerator,
-                       runtime="tflite-micro" if backend == "tflite-micro" else None, threads=threads)
-    return Served(Detector(art, cell=cell), backend, target, bundle, accelerator)
-
-
-def _micro_or_litert(path: Path) -> str:
-    """The backend of a bundle made for a microcontroller: TFLite Micro's interpreter where it is
-    installed (the host extras), else LiteRT, with a warning that its int8 rounding differs."""
-    import importlib.util
-    import warnings
-    if importlib.util.find_spec("tflite_micro") is not None:
-        return "tflite-micro"
-    warnings.warn(f"{path} was made for TFLite Micro, which is not installed here (pip install 'rnnedge[host]'); "
-                  "serving it on LiteRT, whose int8 kernels round differently (see `rnnedge verify --runtime`)",
-                  stacklevel=3)
-    return "litert"
+    interpreter = bundle.runtime.get("interpreter") if bundle is not None else None
+    if backend is None and accelerator == "cpu" and interpreter == "tflite-micro" and t.format == "tflite":
+        # a microcontroller's bundle: served as its kernels compute, where TFLite Micro is installed
+        cell = open_in_runtime(art.path / t.file, target, art.config, interpreter, threads=threads)
+    else:
+        cell = open_target(art.path / t.file, target, art.config, accelerator=accelerator,
+                           runtime="tflite-micro" if backend == "tflite-micro" else None, threads=threads)
+    return Served(Detector(art, cell=cell), _BACKEND[cell.runtime], target, bundle, accelerator)

@@ -12,6 +12,7 @@ int8 inputs and outputs are (de)quantized at the boundary with the scales the fi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -339,3 +340,16 @@ def open_target(path: str | Path, name: str, config: ModelConfig, *, accelerator
     if runtime == "tflite-micro":
         return MicroCell(path, config)  # one thread; `threads` does not apply
     return (OnnxCell if t.format == "onnx" else LiteRTCell)(path, config, **kw)
+
+
+def open_in_runtime(path: str | Path, name: str, config: ModelConfig, runtime: str, **kw):
+    """`open_target` in `runtime` (a device's interpreter) where its package is installed, else in
+    the format's default runtime, with a warning naming what is missing (the cell's `runtime` says
+    which one it got)."""
+    try:
+        return open_target(path, name, config, runtime=runtime, **kw)
+    except MissingDependencyError as e:
+        default = RUNTIMES[target(name).format][0]
+        warnings.warn(f"{path}: {name} runs on {default} here, not on {runtime}, whose int8 kernels round "
+                      f"differently: {e}", stacklevel=2)
+        return open_target(path, name, config, **kw)
