@@ -180,6 +180,31 @@ def test_cli_serves_a_deploy_bundle_on_an_embedded_broker(tmp_path, taxi_model):
     assert "embedded mosquitto on mqtt://127.0.0.1:" in out and "7320 samples from 1 stream(s)" in out
 
 
+@pytest.mark.skipif(os.environ.get("RNNEDGE_TEST_GPU") != "1",
+                    reason="set RNNEDGE_TEST_GPU=1 where LiteRT sees a GPU (Vulkan on Linux)")
+def test_a_gpu_bundle_is_served_on_the_gpu_and_alerts_as_on_the_cpu(tmp_path, taxi_model):
+    """`rnnedge run BUNDLE --accelerator gpu --replay CSV`: an android-gpu bundle's float16 target
+    stepped on LiteRT's GPU accelerator (float16 arithmetic) through the MQTT runtime raises the
+    alerts the same target raises on the CPU, within a flip at a threshold's edge."""
+    from converters.convert import emit
+    from edge.artifact import load_artifact
+    from edge.bundle import make_bundle
+    emit(load_artifact(taxi_model), "tflite-fp16", taxi_model)
+    runtime = {"target": "tflite-fp16", "backend": "tflite", "precision": "float16", "interpreter": "litert",
+               "delegate": "gpu", "mqtt": {"subscribe": "sensors/+/+", "qos": 1, "keepalive_s": 30}}
+    bundle = make_bundle(taxi_model, ["tflite-fp16"], "android-gpu", runtime, tmp_path / "gpu.tar")
+    raised = {}
+    for accelerator in ("gpu", "cpu"):
+        p = _cli("run", str(bundle), "--replay", str(TAXI), "--replay-from-row", str(TRAIN_ROWS),
+                 "--accelerator", accelerator)
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+        assert "7320 samples from 1 stream(s)" in out, out
+        assert ("target tflite-fp16 on litert's GPU accelerator" in out) == (accelerator == "gpu"), out
+        raised[accelerator] = [line[:19] for line in out.splitlines() if "  raised  " in line]
+    assert raised["gpu"] and len(set(raised["gpu"]) ^ set(raised["cpu"])) <= 1, raised
+
+
 def test_a_tflite_target_is_served_in_tflite_micro_on_request(taxi_model):
     """`--backend tflite-micro`: the int8 target in a microcontroller's interpreter, stepping the
     recorded stream as the runtime would, its alerts those of the LiteRT-served target."""
@@ -391,8 +416,14 @@ def test_a_publish_after_a_reconnect_never_overtakes_the_resent_ones(tmp_path):
         broker.close()
 
 
+def _env(**extra) -> dict:
+    """This environment with the checkout first on the path (packages found through PYTHONPATH kept)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 def _cli(*args, env: dict | None = None) -> subprocess.Popen:
-    env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = env or _env()
     return subprocess.Popen([sys.executable, "-m", "edge.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -424,7 +455,7 @@ def test_runtime_sigkilled_resumes_from_checkpoint_without_a_duplicate_alert(bro
         return len(collector.json("scores/nyc/taxi")) >= k
 
     # a SIGKILLed run cannot remove its scratch folder: keep it under tmp_path
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
+    env = _env(TMPDIR=str(tmp_path))
     proc = _cli(*args, env=env)
     try:
         assert collector.wait_for(online, 30), proc.stdout
@@ -550,8 +581,7 @@ def test_embedded_fallback_broker_amqtt(tmp_path, taxi_model, taxi):
     csv = tmp_path / "part.csv"
     rows = range(TRAIN_ROWS, TRAIN_ROWS + 600)
     csv.write_text("timestamp,value\n" + "".join(f"{taxi.timestamps[k]:.0f},{taxi.values[k, 0]}\n" for k in rows))
-    p = _cli("run", str(taxi_model), "--replay", str(csv), "-q", env={**os.environ, "PYTHONPATH": str(ROOT),
-                                                                       "RNNEDGE_EMBEDDED_BROKER": "amqtt"})
+    p = _cli("run", str(taxi_model), "--replay", str(csv), "-q", env=_env(RNNEDGE_EMBEDDED_BROKER="amqtt"))
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out
     assert "embedded amqtt on mqtt://127.0.0.1:" in out and "600 samples from 1 stream(s)" in out
