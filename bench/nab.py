@@ -63,11 +63,13 @@ def main() -> None:
               backend) for backend, name in DEVICES.items() for k in SEEDS]
     if not args.quick:
         g = GRUTrainConfig(epochs=60, patience=8)
+        gru_int8 = TrainConfig(model=gru, gru=g, int8=True, prune=PruneConfig(sparsity=0.5, steps=2, finetune_epochs=4))
         runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)),
                  ("GRU H=32 pruned 50%", TrainConfig(model=gru, gru=g, prune=PruneConfig(sparsity=0.5, steps=2,
                                                                                          finetune_epochs=4))),
-                 ("GRU H=32 pruned 50% int8", TrainConfig(model=gru, gru=g, int8=True,
-                                                          prune=PruneConfig(sparsity=0.5, steps=2, finetune_epochs=4)))]
+                 ("GRU H=32 pruned 50% int8", gru_int8),
+                 # its target's gates are not pinned on the reference's grids: the device's own figure
+                 ("GRU H=32 pruned 50% int8 target in LiteRT", gru_int8, "tflite")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     print("| detector | standard | reward_low_FP_rate | reward_low_FN_rate | standard, alerts as deployed | wall time |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.artifact import Artifact
 from edge.errors import ArtifactError, RnnEdgeError
-from edge.quant import int8_range
+from edge.quant import QMAX, int8_range, pinnable, range_scale
 from edge.targets import INPUT, split_state
 
 from . import graph
@@ -170,7 +170,8 @@ def write_int8(art: Artifact, path: Path) -> Path:
     from ai_edge_quantizer import qtyping, quantizer
     if art.activation_ranges is None:
         raise ArtifactError(f"{art.path}: int8 targets need a quantized model; train it with --int8")
-    q = quantizer.Quantizer(bytearray(float_model(art)))
+    floats = float_model(art)
+    q = quantizer.Quantizer(bytearray(floats))
     q.add_static_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
                         activation_num_bits=8, weight_num_bits=8)
     feeds = {INPUT: art.calibration["x"], **split_state(art.config, art.calibration["state"])}
@@ -178,7 +179,8 @@ def write_int8(art: Artifact, path: Path) -> Path:
         warnings.simplefilter("ignore", UserWarning)
         qsvs = q.calibrate({SIGNATURE: [feeds]})
         _pin(qsvs, art)
-        model = bytes(q.quantize(qsvs, enable_progress_report=False).quantized_model)
+        with np.errstate(invalid="ignore"):  # the bias cast `_zero_rows` redoes
+            model = _zero_rows(bytes(q.quantize(qsvs, enable_progress_report=False).quantized_model), floats)
     _check_scales(model, art)
     Path(path).write_bytes(model)
     return path
@@ -186,10 +188,53 @@ def write_int8(art: Artifact, path: Path) -> Path:
 
 def _pin(qsvs: dict, art: Artifact) -> None:
     """Put the tensors `graph.int8_grids` names on those grids: [-128, 127] steps, stated so that
-    the quantizer's scale is the grid's float32 value exactly (`edge.quant.int8_range`)."""
-    for name, scale in graph.int8_grids(art).items():
+    the quantizer's scale is the grid's float32 value exactly (`edge.quant.int8_range`). A tensor
+    that was zero on every calibration step (a flat training series' input times a weight) gets
+    `range_scale`'s grid for an empty range, as a pinned one does: a zero scale no kernel takes."""
+    empty = {name: pinnable(range_scale(0.0, 0.0))
+             for name, v in qsvs.items() if not np.any(v["min"]) and not np.any(v["max"])}
+    for name, scale in {**empty, **graph.int8_grids(art)}.items():
         lo, hi = int8_range(scale)
         qsvs[name] = {"min": np.array(lo, np.float32), "max": np.array(hi, np.float32)}
+
+
+def _zero_rows(model: bytes, floats: bytes) -> bytes:
+    """ai-edge-quantizer gives an all-zero weight row (a pruned one: a GRU's input weights for one
+    channel are one number each) a scale of about 1e-12 / 127, on which the row's bias overflows
+    int32 (it stores -2^31: the op would add -3e-4 instead of the bias). Such a row gets the scale of
+    a row whose largest weight is 1, and its bias is quantized again, from the float model, on the
+    grid that gives it (input scale / 127: far finer than the op's output grid)."""
+    from ai_edge_litert import schema_py_generated as s
+    m, f = (s.ModelT.InitFromPackedBuf(b, 0) for b in (model, floats))
+    g, fg = m.subgraphs[0], f.subgraphs[0]
+    bias = {t.name: np.frombuffer(bytes(f.buffers[t.buffer].data), np.float32) for t in fg.tensors
+            if f.buffers[t.buffer].data is not None and len(f.buffers[t.buffer].data)}
+    changed = False
+    for op in g.operators:
+        if m.operatorCodes[op.opcodeIndex].builtinCode != s.BuiltinOperator.FULLY_CONNECTED:
+            continue
+        wt = g.tensors[op.inputs[1]]
+        zero = ~np.frombuffer(bytes(m.buffers[wt.buffer].data), np.int8).reshape(wt.shape).any(axis=1)
+        if not zero.any():
+            continue
+        ws = np.array(wt.quantization.scale, np.float32)
+        ws[zero] = np.float32(1.0 / QMAX)
+        wt.quantization.scale = ws.tolist()
+        changed = True
+        if len(op.inputs) < 3 or op.inputs[2] < 0:
+            continue
+        bt, s_in = g.tensors[op.inputs[2]], np.float32(g.tensors[op.inputs[0]].quantization.scale[0])
+        bs = s_in * ws
+        bq = np.frombuffer(bytes(m.buffers[bt.buffer].data), np.int32).copy()
+        bq[zero] = np.clip(np.rint(bias[bt.name][zero] / bs[zero]), -(2**31 - 1), 2**31 - 1)
+        bt.quantization.scale = bs.tolist()
+        m.buffers[bt.buffer].data = np.frombuffer(bq.tobytes(), np.uint8)
+    if not changed:
+        return model
+    import flatbuffers
+    b = flatbuffers.Builder(len(model) + 1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 def _check_scales(model: bytes, art: Artifact) -> None:

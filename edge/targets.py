@@ -106,7 +106,10 @@ class OnnxCell:
         so = ort.SessionOptions()
         so.intra_op_num_threads = so.inter_op_num_threads = threads
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own exception types (a malformed file, an op it lacks)
+            raise ArtifactError(f"{path}: ONNX Runtime refused it: {' '.join(str(e).split())}") from None
         self.config, self.input_size, self.state_size = config, config.input_size, config.state_size
         self._names = state_names(config)
         self._outputs = [OUTPUT, *(f"{n}_out" for n in self._names)]
@@ -135,7 +138,11 @@ class LiteRTCell:
     runtime = "litert"
 
     def __init__(self, path: str | Path, config: ModelConfig, *, threads: int = 1) -> None:
-        self.interpreter = _litert_interpreter()(model_path=str(path), num_threads=threads)
+        interpreter = _litert_interpreter()
+        try:
+            self.interpreter = interpreter(model_path=str(path), num_threads=threads)
+        except ValueError as e:  # not a flatbuffer, or not a TFLite one
+            raise ArtifactError(f"{path}: LiteRT refused it: {e}") from None
         self.config, self.input_size, self.state_size = config, config.input_size, config.state_size
         self._batch = None
         it = self.interpreter
@@ -146,7 +153,10 @@ class LiteRTCell:
         self._out = [outputs[n] for n in outs]
         # float32 tensors and one state tensor: step sets and reads the tensors directly
         self._plain = len(self._in) == 2 and all(d["dtype"] == np.float32 for d in (*self._in, *self._out))
-        self._resize(1)
+        try:
+            self._resize(1)
+        except RuntimeError as e:  # a kernel refused the graph (a zero scale, an op it lacks)
+            raise ArtifactError(f"{path}: LiteRT cannot prepare it: {e}") from None
 
     def _resize(self, batch: int) -> None:
         if batch != self._batch:

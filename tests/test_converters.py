@@ -17,11 +17,12 @@ pytest.importorskip("ai_edge_quantizer")
 from converters import check, convert as conv, profiles  # noqa: E402
 from converters.verify import MIN_STEPS, verify  # noqa: E402
 from edge.bundle import BundleError, make_bundle, open_bundle  # noqa: E402
+from edge.artifact import load_artifact  # noqa: E402
 from edge.cell import run  # noqa: E402
 from edge.errors import ArtifactError, DigestMismatchError  # noqa: E402
 from edge.targets import GPU_TARGETS, TARGETS, LiteRTGpuCell, open_target  # noqa: E402
 
-from .conftest import sine_series  # noqa: E402
+from .conftest import sine_series, train_small, write_csv  # noqa: E402
 
 ALL = list(TARGETS)
 GPU_DELEGATE_OPS = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC", "TANH", "DEQUANTIZE"}
@@ -53,6 +54,55 @@ def test_every_target_passes_its_gate_in_the_real_interpreter(converted, stream,
     if TARGETS[name].precision == "float32":
         assert p.forecast_max <= 1e-5
         assert p.threshold_agreement == 1.0 and p.alert_agreement == 1.0
+
+
+@pytest.mark.parametrize("kind", ["gru", "esn"])
+def test_a_flat_training_series_makes_int8_targets_that_run(kind, tmp_path, monkeypatch):
+    """A sensor that never moved while the model trained (NAB's art_flatline): the input, and a GRU's
+    readout of it, are zero on every calibration step. Such a tensor gets the empty range's grid, as
+    the reference's pinned ones do, and the target passes its gate; left at the quantizer's zero
+    scale, LiteRT's kernels cannot prepare the graph, and the target is refused with that reason."""
+    flat = write_csv(tmp_path / "flat.csv", np.full(600, 45.0, np.float32))
+    art = load_artifact(train_small(kind, tmp_path / "model", flat))
+    steady = np.full((MIN_STEPS, 1), 45.0, np.float32)
+    (tmp_path / "targets").mkdir(), (tmp_path / "broken").mkdir()
+    for name in ("tflite-int8", "onnx-int8"):
+        path, _ = conv.emit(art, name, tmp_path / "targets")
+        assert verify(art, name, open_target(path, name, art.config), steady).passed
+    if kind == "gru":  # the ESN pins every tensor of its graph, so no zero scale can reach its kernels
+        from converters import tflite_target
+        monkeypatch.setattr(tflite_target, "range_scale", lambda lo, hi: 0.0)  # as before the empty range's grid
+        monkeypatch.setattr(tflite_target, "pinnable", lambda s: s)
+        path, _ = conv.emit(art, "tflite-int8", tmp_path / "broken")
+        with pytest.raises(ArtifactError, match="LiteRT cannot prepare it: .*XNNPACK"):
+            open_target(path, "tflite-int8", art.config)
+
+
+def test_the_int8_target_of_a_pruned_gru_keeps_every_bias(tmp_path):
+    """Pruning zeroes whole rows of a GRU's input weights (one number per row with one channel).
+    ai-edge-quantizer alone gives such a row a scale of about 1e-14 on which its bias overflows
+    int32; the converter quantizes those biases again, so every bias of the target is its float
+    value within half a step of its grid."""
+    from ai_edge_litert import schema_py_generated as s
+    from converters.tflite_target import float_model
+    from trainer.config import PruneConfig
+    csv = write_csv(tmp_path / "sine.csv", sine_series(1200))
+    art = load_artifact(train_small("gru", tmp_path / "model", csv,
+                                    prune=PruneConfig(sparsity=0.5, steps=1, finetune_epochs=1)))
+    path, _ = conv.emit(art, "tflite-int8", art.path)
+    m, f = (s.ModelT.InitFromPackedBuf(b, 0) for b in (path.read_bytes(), float_model(art)))
+    floats = {t.name: f.buffers[t.buffer].data for t in f.subgraphs[0].tensors}
+    g, zero_rows, biases = m.subgraphs[0], 0, 0
+    for op in g.operators:
+        if m.operatorCodes[op.opcodeIndex].builtinCode != s.BuiltinOperator.FULLY_CONNECTED or op.inputs[2] < 0:
+            continue
+        w, b = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]]
+        zero_rows += int((~np.frombuffer(bytes(m.buffers[w.buffer].data), np.int8).reshape(w.shape).any(axis=1)).sum())
+        got = np.frombuffer(bytes(m.buffers[b.buffer].data), np.int32) * np.asarray(b.quantization.scale, np.float64)
+        want = np.frombuffer(bytes(floats[b.name]), np.float32)
+        assert np.all(np.abs(got - want) <= np.asarray(b.quantization.scale) / 2 * 1.001), b.name
+        biases += len(want)
+    assert zero_rows > 0 and biases >= 3 * 8
 
 
 def test_fp16_target_holds_only_gpu_delegate_ops_and_fp16_weights(converted):
@@ -322,6 +372,16 @@ def test_tflite_micro_refuses_what_it_cannot_run_with_the_reason(converted, tmp_
         open_target(cut, "tflite-int8", art.config, runtime="tflite-micro")
     with pytest.raises(ArtifactError, match="does not run on 'tflite-micro'"):
         open_target(paths["onnx-int8"], "onnx-int8", art.config, runtime="tflite-micro")
+
+
+@pytest.mark.parametrize("name", ["tflite-int8", "onnx-int8"])
+def test_a_truncated_target_is_refused_with_the_interpreters_reason(converted, tmp_path, name):
+    art, paths = converted
+    cut = tmp_path / paths[name].name
+    cut.write_bytes(paths[name].read_bytes()[:2000])
+    runtime = "LiteRT" if name.startswith("tflite") else "ONNX Runtime"
+    with pytest.raises(ArtifactError, match=f"{cut.name}: {runtime} refused it: ."):
+        open_target(cut, name, art.config)
 
 
 def test_shipped_profiles_load():
