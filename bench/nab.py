@@ -63,10 +63,10 @@ def main() -> None:
               backend) for backend, name in DEVICES.items() for k in SEEDS]
     if not args.quick:
         g = GRUTrainConfig(epochs=60, patience=8)
-        gru_int8 = TrainConfig(model=gru, gru=g, int8=True, prune=PruneConfig(sparsity=0.5, steps=2, finetune_epochs=4))
+        prune = PruneConfig(sparsity=0.5, steps=2, finetune_epochs=4)
+        gru_int8 = TrainConfig(model=gru, gru=g, int8=True, prune=prune)
         runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)),
-                 ("GRU H=32 pruned 50%", TrainConfig(model=gru, gru=g, prune=PruneConfig(sparsity=0.5, steps=2,
-                                                                                         finetune_epochs=4))),
+                 ("GRU H=32 pruned 50%", TrainConfig(model=gru, gru=g, prune=prune)),
                  ("GRU H=32 pruned 50% int8", gru_int8),
                  # its target's gates are not pinned on the reference's grids: the device's own figure
                  ("GRU H=32 pruned 50% int8 target in LiteRT", gru_int8, "tflite")]
