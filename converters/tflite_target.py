@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.artifact import Artifact
 from edge.errors import ArtifactError, RnnEdgeError
-from edge.quant import QMAX, int8_range, pinnable, range_scale
+from edge.quant import ZERO_ROW_SCALE, int8_range, pinnable, range_scale
 from edge.targets import INPUT, split_state
 
 from . import graph
@@ -201,9 +201,9 @@ def _pin(qsvs: dict, art: Artifact) -> None:
 def _zero_rows(model: bytes, floats: bytes) -> bytes:
     """ai-edge-quantizer gives an all-zero weight row (a pruned one: a GRU's input weights for one
     channel are one number each) a scale of about 1e-12 / 127, on which the row's bias overflows
-    int32 (it stores -2^31: the op would add -3e-4 instead of the bias). Such a row gets the scale of
-    a row whose largest weight is 1, and its bias is quantized again, from the float model, on the
-    grid that gives it (input scale / 127: far finer than the op's output grid)."""
+    int32 (it stores -2^31: the op would add -3e-4 instead of the bias). Such a row gets the scale
+    the reference gives it (`edge.quant.ZERO_ROW_SCALE`), and its bias is quantized again, from the
+    float model, on the grid that gives it (input scale / 127: far finer than the op's output grid)."""
     from ai_edge_litert import schema_py_generated as s
     m, f = (s.ModelT.InitFromPackedBuf(b, 0) for b in (model, floats))
     g, fg = m.subgraphs[0], f.subgraphs[0]
@@ -218,7 +218,7 @@ def _zero_rows(model: bytes, floats: bytes) -> bytes:
         if not zero.any():
             continue
         ws = np.array(wt.quantization.scale, np.float32)
-        ws[zero] = np.float32(1.0 / QMAX)
+        ws[zero] = np.float32(ZERO_ROW_SCALE)
         wt.quantization.scale = ws.tolist()
         changed = True
         if len(op.inputs) < 3 or op.inputs[2] < 0:

@@ -17,6 +17,7 @@ import numpy as np
 QMAX = 127
 QMIN_ACT = -128  # activations: the whole int8 range
 TANH_SCALE = 1.0 / 128  # the output grid of every int8 TFLite TANH (zero point 0)
+ZERO_ROW_SCALE = 1.0 / QMAX  # an all-zero weight row's scale: that of a row whose largest weight is 1
 HEADROOM = 1.0  # int8 range of the tensors that grow with the input, x the training range (trainer.quantize)
 # float32 represents every integer below 2**24 exactly, so an int8 x int8 dot product of length K
 # accumulates exactly in float32 (fast BLAS) while K * 127 * 127 < 2**24.
@@ -24,7 +25,8 @@ _EXACT_F32_K = (1 << 24) // (QMAX * QMAX)
 
 
 def quantize_per_channel(w: np.ndarray, splits: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
-    """w: float32[O, I] -> (int8[O, I], scale float32[O]). An all-zero row gets scale 1.
+    """w: float32[O, I] -> (int8[O, I], scale float32[O]). An all-zero row (a pruned one) gets
+    ZERO_ROW_SCALE, so an int32 bias on the grid input scale x weight scale holds its value finely.
 
     With `splits` (column indices), each block of columns is its own matrix, as in a graph that
     multiplies them in separate fully-connected ops: q holds the blocks side by side and scale is
@@ -33,7 +35,7 @@ def quantize_per_channel(w: np.ndarray, splits: tuple[int, ...] = ()) -> tuple[n
         blocks = [quantize_per_channel(b) for b in np.split(w, splits, axis=1)]
         return np.concatenate([q for q, _ in blocks], axis=1), np.stack([s for _, s in blocks], axis=1)
     amax = np.abs(w).max(axis=1)
-    scale = np.where(amax > 0, amax / QMAX, 1.0).astype(np.float32)
+    scale = np.where(amax > 0, amax / QMAX, ZERO_ROW_SCALE).astype(np.float32)
     q = np.clip(np.rint(w / scale[:, None]), -QMAX, QMAX).astype(np.int8)
     return q, scale
 

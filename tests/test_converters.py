@@ -85,6 +85,7 @@ def test_the_int8_target_of_a_pruned_gru_keeps_every_bias(tmp_path):
     value within half a step of its grid."""
     from ai_edge_litert import schema_py_generated as s
     from converters.tflite_target import float_model
+    from edge.quant import ZERO_ROW_SCALE
     from trainer.config import PruneConfig
     csv = write_csv(tmp_path / "sine.csv", sine_series(1200))
     art = load_artifact(train_small("gru", tmp_path / "model", csv,
@@ -97,7 +98,9 @@ def test_the_int8_target_of_a_pruned_gru_keeps_every_bias(tmp_path):
         if m.operatorCodes[op.opcodeIndex].builtinCode != s.BuiltinOperator.FULLY_CONNECTED or op.inputs[2] < 0:
             continue
         w, b = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]]
-        zero_rows += int((~np.frombuffer(bytes(m.buffers[w.buffer].data), np.int8).reshape(w.shape).any(axis=1)).sum())
+        zero = ~np.frombuffer(bytes(m.buffers[w.buffer].data), np.int8).reshape(w.shape).any(axis=1)
+        assert np.all(np.asarray(w.quantization.scale, np.float32)[zero] == np.float32(ZERO_ROW_SCALE))
+        zero_rows += int(zero.sum())
         got = np.frombuffer(bytes(m.buffers[b.buffer].data), np.int32) * np.asarray(b.quantization.scale, np.float64)
         want = np.frombuffer(bytes(floats[b.name]), np.float32)
         assert np.all(np.abs(got - want) <= np.asarray(b.quantization.scale) / 2 * 1.001), b.name
