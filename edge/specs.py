@@ -35,11 +35,16 @@ class ESNConfig:
     The reservoir (W_in, W, b) is drawn from `seed`: uniform(-1, 1) entries, W kept with
     probability `density` and rescaled to `spectral_radius`, W_in times `input_scaling`,
     b times `bias_scaling`.
+
+    The spectral radius is 0.99 (0.9 until session 22): with the leak of 0.3 the state forgets
+    about 0.3% a step instead of 3%, and the int8 ESN scored 1.3 points higher on NAB at each of
+    reservoir seeds 0-2 (0.2-0.3 at seeds 3-4), a choice that holds when made on half the files
+    (README, NAB evaluation).
     """
 
     input_size: int = 1
     units: int = 200
-    spectral_radius: float = 0.9
+    spectral_radius: float = 0.99
     leak: float = 0.3
     input_scaling: float = 0.5
     density: float = 0.1
