@@ -4,7 +4,7 @@ the standard score cross-validated by file.
     .venv/bin/python bench/nab_cv.py [--seeds 0,1,2] [--splits 5] [--float32] [--workers 2] [--out DIR]
 
 The scoring settings (the grid below) were chosen over many sessions by the corpus-wide standard
-NAB score: on the labels of the data being scored (README, "What moved the score"). Here every file
+NAB score: on the labels of the data being scored (docs/nab.md, "What moved the score"). Here every file
 is scored by a setting chosen without its labels. The 58 files are split into two halves, each
 category split evenly (split 0 alternates the files in name order; the others are drawn at random,
 seeded). The setting of the grid with the best standard score on one half (NAB's threshold sweep

@@ -9,7 +9,7 @@ times that range, for a stream expected to leave its training rows' range by far
 whose input saturates at the training extremes forecasts from a clipped state, one with headroom
 rounds every in-range value more coarsely. The default is none (1): on NAB 4 times the range scored
 0.6 points more over the whole corpus, but a factor chosen on half the files scored the other half
-lower than none (README, "What did not").
+lower than none (docs/nab.md, "What did not").
 """
 
 from __future__ import annotations
