@@ -122,7 +122,7 @@ class ESNInt8Cell(ConfigShapes):
                    fc(w["w_in.q"], w["w_in.scale"], s["input"], s[FC_IN], w["bias"]),
                    fc(w["w.q"], w["w.scale"], s["state"], s[FC_REC]),
                    add(s[FC_IN], s[FC_REC], s[PREACT]),
-                   int8_tanh_table(s[PREACT]),
+                   int8_tanh_table(s[PREACT], arithmetic),
                    add(s[KEEP], s[NEW], s["state"]),
                    fc(q[:, :units], w_scale[:, 0], s["state"], s[RO_STATE], w["readout.bias"]),
                    fc(q[:, units:], w_scale[:, 1], s["input"], s[RO_INPUT]),

@@ -9,6 +9,7 @@ recurrent cell share one scale, so an int8 target feeds its state back without r
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -99,18 +100,41 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return m, shift
 
 
+# gemmlowp's fixed point (fixedpoint/fixedpoint.h) on int64 arrays holding int32 values; a value with
+# k integer bits carries 31 - k fractional bits. Written out because no Python package exposes it.
+_I32_MAX, _I32_MIN = (1 << 31) - 1, -(1 << 31)
+
+
+def _srdhm(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """SaturatingRoundingDoublingHighMul: the fixed-point product, the high 31 bits of 2ab rounded
+    half away from zero."""
+    ab = a * b
+    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C's division: towards zero
+    return np.where((a == _I32_MIN) & (np.asarray(b) == _I32_MIN), _I32_MAX, high)
+
+
+def _rounding_divide_by_pot(x: np.ndarray, e: np.ndarray | int) -> np.ndarray:
+    """RoundingDivideByPOT: x / 2^e rounded half away from zero."""
+    mask = (np.int64(1) << e) - 1
+    return (x >> e) + ((x & mask) > (mask >> 1) + (x < 0))
+
+
+def _saturating_rounding_multiply_by_pot(x: np.ndarray, e: int) -> np.ndarray:
+    if e <= 0:
+        return _rounding_divide_by_pot(x, -e)
+    limit = (1 << (31 - e)) - 1
+    return np.where(x > limit, _I32_MAX, np.where(x < -limit, _I32_MIN, x << e))
+
+
 def multiply_by_quantized_multiplier(x: np.ndarray, m: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
     """TFLite's MultiplyByQuantizedMultiplier (its default double rounding) on int64 arrays: x shifted
     left by a positive shift, gemmlowp's SaturatingRoundingDoublingHighMul by m (the product's high
     31 bits, rounded half away from zero), then RoundingDivideByPOT by a negative shift (rounding
     half away from zero). m and shift may be per-channel arrays (the last axis)."""
     m, shift = np.asarray(m, np.int64), np.asarray(shift, np.int64)
-    ab = (x << np.maximum(shift, 0)) * m
-    v = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.where(v >= 0, v >> 31, -((-v) >> 31))  # C's division: towards zero
-    e = np.maximum(-shift, 0)
-    mask = (np.int64(1) << e) - 1
-    return (high >> e) + ((high & mask) > (mask >> 1) + (high < 0))
+    return _rounding_divide_by_pot(_srdhm(x << np.maximum(shift, 0), m), np.maximum(-shift, 0))
+
 
 def f32(scale: float) -> np.float32:
     """A scale as an int8 tensor stores it (float32): what every op below computes from."""
@@ -217,9 +241,90 @@ class Int8Add:
         return np.clip(np.floor(acc * 2.0 ** -self.shift), QMIN_ACT, QMAX).astype(np.float32)
 
 
-def int8_tanh_table(in_scale: float) -> np.ndarray:
-    """int8 TANH as a 256-entry table on int8 input + 128 (as XNNPACK builds it): each input value's
-    tanh in float32 on the output grid 1/128, rounded, clamped. TFLite Micro's fixed-point tanh
-    (gemmlowp's) gives the same 256 values at every input scale tested (tests/test_converters.py)."""
+def int8_tanh_table(in_scale: float, arithmetic: str = "xnnpack") -> np.ndarray:
+    """int8 TANH as a 256-entry table on int8 input + 128 (zero point 0, output grid 1/128), as the
+    kernel computes it:
+    - "xnnpack" (LiteRT on a CPU): XNNPACK's table, each input value's tanh by the C library's tanhf
+      in float32, times 128, rounded half to even, clamped. The C library matters: at an input whose
+      tanh x 128 lies on a half in float32 (scale 0.007268082, input -115), numpy's float32 tanh rounds
+      to the other side of it than glibc's tanhf, and LiteRT follows glibc.
+    - "gemmlowp" (TFLite Micro): its reference kernel, gemmlowp's fixed-point tanh
+      (`_gemmlowp_tanh_table`), which differs from the float table by one step on one or two inputs
+      at about one input scale in 3,000.
+    Both tested against the interpreters at 1,000 input scales (tests/test_converters.py)."""
+    if arithmetic == "gemmlowp":
+        return _gemmlowp_tanh_table(in_scale)
     x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(in_scale)
-    return np.clip(np.rint(np.tanh(x) / np.float32(TANH_SCALE)), QMIN_ACT, QMAX).astype(np.float32)
+    return np.clip(np.rint(_tanhf(x) * np.float32(1.0 / TANH_SCALE)), QMIN_ACT, QMAX).astype(np.float32)
+
+
+@functools.cache
+def _libm_tanhf():
+    """The C library's tanhf, or None where ctypes cannot find the C maths library."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("m")
+    try:
+        f = ctypes.CDLL(name).tanhf if name else None
+    except (OSError, AttributeError):
+        return None
+    if f is not None:
+        f.restype, f.argtypes = ctypes.c_float, [ctypes.c_float]
+    return f
+
+
+def _tanhf(x: np.ndarray) -> np.ndarray:
+    """tanh of float32 values by the C library's tanhf (numpy's float32 tanh where there is none)."""
+    f = _libm_tanhf()
+    if f is None:
+        return np.tanh(x)
+    return np.array([f(v) for v in x.tolist()], np.float32)
+
+
+def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
+    """exp(a) for a <= 0 (a with `integer_bits`), with 0 integer bits: gemmlowp's
+    exp_on_negative_values (a Taylor expansion on [-1/4, 0) and a barrel shifter of exp(-2^k))."""
+    frac = 31 - integer_bits
+    quarter = 1 << (frac - 2)
+    mod_quarter = (a & (quarter - 1)) - quarter
+    x = _saturating_rounding_multiply_by_pot(mod_quarter, integer_bits) + (1 << 28)  # + 1/8
+    x2 = _srdhm(x, x)
+    x3, x4 = _srdhm(x2, x), _srdhm(x2, x2)
+    poly = _saturating_rounding_multiply_by_pot(
+        _srdhm(_saturating_rounding_multiply_by_pot(x4, -2) + x3, 715827883) + x2, -1)  # 715827883: 1/3
+    result = 1895147668 + _srdhm(np.int64(1895147668), x + poly)  # 1895147668: exp(-1/8)
+    remainder = mod_quarter - a
+    for exponent, multiplier in ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+                                 (2, 39332535), (3, 720401), (4, 242)):  # exp(-2^exponent)
+        if integer_bits > exponent:
+            result = np.where(remainder & (1 << (frac + exponent)), _srdhm(result, multiplier), result)
+    if integer_bits > 5:
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
+    return np.where(a == 0, _I32_MAX, result)
+
+
+def _one_minus_x_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """(1 - a) / (1 + a) for a in (0, 1), 0 integer bits: Newton-Raphson division, as gemmlowp."""
+    half_denominator = (a + _I32_MAX + 1) >> 1  # RoundingHalfSum(a, One): the sum is positive here
+    one = 1 << 29  # with 2 integer bits
+    x = 1515870810 + _srdhm(half_denominator, -1010580540)  # 48/17 - 32/17 d
+    for _ in range(3):
+        x = x + _saturating_rounding_multiply_by_pot(_srdhm(x, one - _srdhm(half_denominator, x)), 2)
+    return _saturating_rounding_multiply_by_pot(x - one, 2)
+
+
+def _gemmlowp_tanh_table(in_scale: float) -> np.ndarray:
+    """TFLite Micro's int8 TANH (reference_integer_ops::Tanh with its kernel's Prepare), zero point
+    0, for every int8 input: the input rescaled to 4 integer bits by a 31-bit multiplier, gemmlowp's
+    fixed-point tanh (-(1 - e^(2a)) / (1 + e^(2a)) on -|a|), the result rounded onto 1/128."""
+    q, left_shift = math.frexp(float(f32(in_scale)) * (1 << 27))
+    multiplier = math.floor(q * (1 << 31) + 0.5)  # TfLiteRound; below 2^31, as a float32 scale has 24 bits
+    radius = math.floor(15.0 * (1 << 27) / 2.0 ** left_shift)
+    x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.int64)
+    a = multiply_by_quantized_multiplier(np.clip(x, 1 - radius, radius - 1), multiplier, left_shift)
+    negative = a < 0
+    t = _one_minus_x_over_one_plus_x(_exp_on_negative_values(np.where(negative, a, -a), 5))  # 2a: 5 bits
+    t = np.where(a == 0, 0, np.where(negative, -t, t))
+    out = np.clip(_rounding_divide_by_pot(t, 31 - 7), QMIN_ACT, QMAX)
+    out = np.where(x <= -radius, QMIN_ACT, np.where(x >= radius, QMAX, out))
+    return out.astype(np.float32)
