@@ -298,9 +298,7 @@ def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
                                  (2, 39332535), (3, 720401), (4, 242)):  # exp(-2^exponent)
         if integer_bits > exponent:
             result = np.where(remainder & (1 << (frac + exponent)), _srdhm(result, multiplier), result)
-    if integer_bits > 5:
-        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
-    return np.where(a == 0, _I32_MAX, result)
+    return np.where(a == 0, _I32_MAX, result)  # (gemmlowp also clamps below -32 for more than 5 integer bits)
 
 
 def _one_minus_x_over_one_plus_x(a: np.ndarray) -> np.ndarray:
