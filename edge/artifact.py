@@ -27,7 +27,12 @@ from .scoring import Scorer
 from .specs import ModelConfig, config_from_dict, config_to_dict
 
 FORMAT = "rnnedge-model"
-SCHEMA_VERSION = 1
+# 2: the sections that change how a stream is scored (the adaptive score's cap, novelty z and alert
+# fatigue, the daily profile, the training extent) are part of the schema, so an rnnedge that reads
+# only 1 refuses these artifacts instead of serving them without those sections. Version 1 artifacts
+# still load: each missing section scores as it did before it existed.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 CALIBRATION = "calibration.npz"
@@ -209,10 +214,10 @@ def _read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(f"{mpath}: not an rnnedge model manifest (format must be {FORMAT!r})")
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        hint = "upgrade rnnedge" if isinstance(version, int) and version > SCHEMA_VERSION else "re-train it"
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        hint = "upgrade rnnedge" if type(version) is int and version > SCHEMA_VERSION else "re-train it"
         raise SchemaVersionError(f"{mpath}: schema_version {version!r} is not one this rnnedge reads "
-                                 f"({SCHEMA_VERSION}); {hint}")
+                                 f"({', '.join(map(str, READABLE_VERSIONS))}); {hint}")
     for key in ("model_id", "model", "features", "normalization", "precision", "scorer", "alerts", "files"):
         if key not in manifest:
             raise ArtifactError(f"{mpath}: missing key {key!r}")
