@@ -68,7 +68,7 @@ def main() -> None:
         runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)),
                  ("GRU H=32 pruned 50%", TrainConfig(model=gru, gru=g, prune=prune)),
                  ("GRU H=32 pruned 50% int8", gru_int8),
-                 # its target's gates are not pinned on the reference's grids: the device's own figure
+                 # the device's view: equal to the int8 row, as the ESN's are
                  ("GRU H=32 pruned 50% int8 target in LiteRT", gru_int8, "tflite")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     print("| detector | standard | reward_low_FP_rate | reward_low_FN_rate | standard, alerts as deployed | wall time |")

@@ -16,7 +16,9 @@ from typing import Generic, Mapping, Protocol, TypeVar
 
 import numpy as np
 
-from edge.esn import FC_IN, FC_REC, KEEP, NEW, PREACT, RO_INPUT, RO_STATE, TANH
+from edge.cell import RO_INPUT, RO_STATE
+from edge.esn import FC_IN, FC_REC, KEEP, NEW, PREACT, TANH
+from edge.gru import N as GRU_N
 from edge.quant import pinnable, range_scale
 from edge.specs import ESNConfig, GRUConfig, ModelConfig
 from edge.targets import INPUT, OUTPUT, state_names, state_widths
@@ -72,10 +74,14 @@ def _gru(c: GRUConfig, w: dict, g: Builder, x, states: list):
     for layer, h in enumerate(states):
         wi, wh = (np.split(w[f"weight_{s}_l{layer}"], 3) for s in ("ih", "hh"))
         bi, bh = (np.split(w[f"bias_{s}_l{layer}"], 3) for s in ("ih", "hh"))
-        r = g.sigmoid(g.add(g.fc(inp, wi[0], bi[0] + bh[0]), g.fc(h, wh[0], None)))
-        z = g.sigmoid(g.add(g.fc(inp, wi[1], bi[1] + bh[1]), g.fc(h, wh[1], None)))
-        n = g.tanh(g.add(g.fc(inp, wi[2], bi[2]), g.mul(r, g.fc(h, wh[2], bh[2]))))
-        inp = g.add(n, g.mul(z, g.sub(h, n)))
+        name = lambda t, part: g.label(t, f"{part}_l{layer}")  # noqa: E731  (edge.gru.PARTS)
+        r = g.sigmoid(name(g.add(name(g.fc(inp, wi[0], bi[0] + bh[0]), "ir"), name(g.fc(h, wh[0], None), "hr")),
+                           "r_pre"))
+        z = g.sigmoid(name(g.add(name(g.fc(inp, wi[1], bi[1] + bh[1]), "iz"), name(g.fc(h, wh[1], None), "hz")),
+                           "z_pre"))
+        rhn = name(g.mul(r, name(g.fc(h, wh[2], bh[2]), "hn")), "rhn")
+        n = name(g.tanh(name(g.add(name(g.fc(inp, wi[2], bi[2]), "in"), rhn), "n_pre")), GRU_N)
+        inp = g.add(n, name(g.mul(z, name(g.sub(h, n), "hmn")), "zhmn"))
         new.append(inp)
     return inp, new
 

@@ -8,11 +8,11 @@ decisions agree: score above the threshold, and alert active.
 
 Gates: float32 targets match the float reference to 1e-5, float16 to 1e-2; int8 targets are held
 to their decisions: alert state and threshold crossings agree with the int8 reference on >= 99% of
-steps. An ESN's tflite-int8 target in LiteRT on the CPU computes its reference's numbers exactly
-(its forecast error reads 0: the reference does XNNPACK's arithmetic), and so does it in TFLite
-Micro, against the reference in gemmlowp's arithmetic (`ARITHMETIC`); but other kernels round int8
-in a fixed point of their own (ESP-NN, CMSIS-NN, perhaps another LiteRT release), and ONNX Runtime
-and a GRU's gates do, so the gate asks for what every int8 toolchain must keep. `Parity.runtime`
+steps. A tflite-int8 target (ESN or GRU) in LiteRT on the CPU computes its reference's numbers
+exactly (its forecast error reads 0: the reference does XNNPACK's arithmetic), and so does it in
+TFLite Micro, against the reference in gemmlowp's arithmetic (`ARITHMETIC`); but other kernels round
+int8 in a fixed point of their own (ESP-NN, CMSIS-NN, perhaps another LiteRT release), and ONNX
+Runtime does, so the gate asks for what every int8 toolchain must keep. `Parity.runtime`
 names the interpreter that ran the target. The float16
 gate is for float16 weights computed in float32 (the CPU interpreters); a GPU that also computes
 in float16 (LiteRT's GPU accelerator, a cell with `arithmetic = "float16"`) runs a reduced-precision

@@ -156,8 +156,8 @@ _CELLS = {("gru", "float32"): gru.GRUCell, ("gru", "int8"): gru.GRUInt8Cell,
 
 def build_cell(config: ModelConfig, weights: Mapping[str, np.ndarray], precision: str = "float32",
                ranges: Mapping[str, tuple[float, float]] | None = None, arithmetic: str = "xnnpack") -> Cell:
-    """The numpy reference cell of `config` at `precision` (int8 needs the activation ranges; an int8
-    ESN computes in `arithmetic`, see `edge.quant`; the int8 GRU rounds its own way in either)."""
+    """The numpy reference cell of `config` at `precision` (int8 needs the activation ranges and
+    computes in `arithmetic`, see `edge.quant`)."""
     if precision not in PRECISIONS:
         raise ArtifactError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
     if (config.kind, precision) not in _CELLS:
@@ -165,8 +165,7 @@ def build_cell(config: ModelConfig, weights: Mapping[str, np.ndarray], precision
     cls = _CELLS[config.kind, precision]
     if precision == "float32":
         return cls.from_weights(config, weights)
-    return cls.from_weights(config, weights, ranges, arithmetic) if config.kind == "esn" else \
-        cls.from_weights(config, weights, ranges)
+    return cls.from_weights(config, weights, ranges, arithmetic)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -9,11 +9,15 @@ only a loop over the same step (`run`), so batch and streaming cannot drift apar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import numpy as np
 
-from .quant import QLinear, requantize
+from .quant import Int8Add, Int8FC
+
+# the names the step graph gives the readout's two fully-connected parts (converters.graph), whose
+# int8 grids the int8 cells set from calibrated ranges
+RO_STATE, RO_INPUT = "ro_state", "ro_input"
 
 
 class Cell(Protocol):
@@ -89,23 +93,24 @@ class Readout:
 
 
 @dataclass(frozen=True)
-class QReadout:
-    """The int8 readout of a GRU. Its state and input parts are two matrices, each with per-channel
-    int8 weights of its own (`build`'s w_scale is float32[D, 2]), as the step graph's two
-    fully-connected ops are; they multiply the state and the input on their own scales, and the
-    output is requantized. (An int8 ESN rounds each part as its target does: `edge.esn.ESNInt8Cell`.)"""
+class Int8Readout:
+    """The int8 readout as a step graph computes it: its state part (W[:, :S] s + b) and input part
+    (W[:, S:] x), two fully-connected ops with per-channel int8 weights of their own (`build`'s
+    w_scale is float32[D, 2]), each onto its calibrated grid (RO_STATE, RO_INPUT), added onto the
+    output's grid. Inputs and output are int8 values (`edge.quant`)."""
 
-    state_part: QLinear
-    input_part: QLinear
-    bias: np.ndarray
-    out_scale: float
+    state_part: Int8FC
+    input_part: Int8FC
+    add: Int8Add
 
     @classmethod
-    def build(cls, q: np.ndarray, w_scale: np.ndarray, bias: np.ndarray, state_size: int,
-              state_scale: float, input_scale: float, out_scale: float) -> "QReadout":
-        return cls(QLinear.build(q[:, :state_size], w_scale[:, 0], state_scale),
-                   QLinear.build(q[:, state_size:], w_scale[:, 1], input_scale),
-                   np.asarray(bias, np.float32), out_scale)
+    def build(cls, q: np.ndarray, w_scale: np.ndarray, bias: np.ndarray, scales: Mapping[str, float],
+              arithmetic: str = "xnnpack") -> "Int8Readout":
+        """`scales`: the grids of "state" (the top state), "input", RO_STATE, RO_INPUT and "output"."""
+        s, k = scales, q.shape[1] - len(bias)
+        return cls(Int8FC.build(q[:, :k], w_scale[:, 0], s["state"], s[RO_STATE], bias, arithmetic),
+                   Int8FC.build(q[:, k:], w_scale[:, 1], s["input"], s[RO_INPUT], None, arithmetic),
+                   Int8Add.build(s[RO_STATE], s[RO_INPUT], s["output"], arithmetic))
 
-    def __call__(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return requantize(self.state_part(s) + self.input_part(x) + self.bias, self.out_scale)
+    def __call__(self, sq: np.ndarray, xq: np.ndarray) -> np.ndarray:
+        return self.add(self.state_part(sq), self.input_part(xq))

@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .cell import ConfigShapes, Readout
+from .cell import RO_INPUT, RO_STATE, ConfigShapes, Int8Readout, Readout
 from .errors import ConfigError
 from .quant import (ARITHMETICS, TANH_SCALE, Int8Add, Int8FC, f32, int8_tanh_table, pinnable, quantize,
                     range_scale)
@@ -18,9 +18,8 @@ from .specs import ESNConfig
 
 # the names the step graph gives the tensors whose int8 grids ESNInt8Cell sets (converters.graph):
 # the pre-activation's two fully-connected parts W_in x + b and W s, the pre-activation, its tanh,
-# the leaky update's two terms (1 - a) s and a tanh, and the readout's two fully-connected parts
+# the leaky update's two terms (1 - a) s and a tanh (and the readout's parts, `edge.cell`)
 FC_IN, FC_REC, PREACT, TANH, KEEP, NEW = "fc_in", "fc_rec", "preact", "tanh", "keep", "new"
-RO_STATE, RO_INPUT = "ro_state", "ro_input"
 PARTS = (FC_IN, FC_REC, RO_STATE, RO_INPUT)  # calibrated ranges, as "preact" is
 
 
@@ -102,9 +101,7 @@ class ESNInt8Cell(ConfigShapes):
     preact: Int8Add
     tanh: np.ndarray  # int8 TANH of every int8 pre-activation (+ 128)
     update: Int8Add
-    ro_state: Int8FC
-    ro_input: Int8FC
-    output: Int8Add
+    readout: Int8Readout
 
     @classmethod
     def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray],
@@ -115,7 +112,6 @@ class ESNInt8Cell(ConfigShapes):
         s = {name: pinnable(range_scale(*ranges[name])) for name in ("input", "state", "output", PREACT, *PARTS)}
         a = np.float32(config.leak)
         s[TANH], s[KEEP], s[NEW] = TANH_SCALE, pinnable((1.0 - a) * s["state"]), pinnable(a * TANH_SCALE)
-        units, q, w_scale = config.units, w["readout.weight.q"], w["readout.weight.scale"]
         fc = lambda q, scale, s_in, s_out, b=None: Int8FC.build(q, scale, s_in, s_out, b, arithmetic)  # noqa: E731
         add = lambda s_a, s_b, s_out: Int8Add.build(s_a, s_b, s_out, arithmetic)  # noqa: E731
         return cls(config, s,
@@ -124,9 +120,8 @@ class ESNInt8Cell(ConfigShapes):
                    add(s[FC_IN], s[FC_REC], s[PREACT]),
                    int8_tanh_table(s[PREACT], arithmetic),
                    add(s[KEEP], s[NEW], s["state"]),
-                   fc(q[:, :units], w_scale[:, 0], s["state"], s[RO_STATE], w["readout.bias"]),
-                   fc(q[:, units:], w_scale[:, 1], s["input"], s[RO_INPUT]),
-                   add(s[RO_STATE], s[RO_INPUT], s["output"]))
+                   Int8Readout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"], s,
+                                     arithmetic))
 
     def grids(self) -> dict[str, float]:
         """The int8 scale of each named tensor of the step graph (float32 values)."""
@@ -137,5 +132,5 @@ class ESNInt8Cell(ConfigShapes):
         xq, sq = quantize(x, s["input"]), quantize(state, s["state"])
         pre = self.preact(self.fc_in(xq), self.fc_rec(sq))
         sq = self.update(sq, self.tanh[(pre + 128.0).astype(np.intp)])
-        yq = self.output(self.ro_state(sq), self.ro_input(xq))
+        yq = self.readout(sq, xq)
         return yq * f32(s["output"]), sq * f32(s["state"])

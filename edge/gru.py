@@ -15,9 +15,19 @@ from typing import Mapping
 
 import numpy as np
 
-from .cell import ConfigShapes, QReadout, Readout, sigmoid
-from .quant import QLinear, range_scale, requantize
+from .cell import RO_INPUT, RO_STATE, ConfigShapes, Int8Readout, Readout, sigmoid
+from .errors import ConfigError
+from .quant import (ARITHMETICS, LOGISTIC_SCALE, LOGISTIC_ZERO, TANH_SCALE, Int8Add, Int8FC, Int8Mul, f32,
+                    int8_logistic_table, int8_tanh_table, pinnable, quantize, range_scale)
 from .specs import GRUConfig
+
+# the names the step graph gives each layer's tensors (converters.graph), with the layer's suffix
+# "_l{layer}": per gate the input side's fully-connected part (W_i x + b; r's and z's carry both
+# sides' biases) and the hidden side's (W_h h; + b_hn for n), r's and z's pre-activations, r (W_hn
+# h + b_hn), n's pre-activation, h - n and z (h - n), whose int8 grids GRUInt8Cell sets from calibrated
+# ranges; and n, on int8 TANH's fixed grid. (r and z lie on int8 LOGISTIC's fixed grid, zero point -128.)
+PARTS = ("ir", "hr", "r_pre", "iz", "hz", "z_pre", "in", "hn", "rhn", "n_pre", "hmn", "zhmn")
+N = "n"
 
 
 def weight_shapes(c: GRUConfig) -> dict[str, tuple[int, ...]]:
@@ -34,18 +44,27 @@ def weight_shapes(c: GRUConfig) -> dict[str, tuple[int, ...]]:
 
 
 def activation_names(c: GRUConfig) -> list[str]:
-    """Tensors whose ranges int8 needs: input, state, output and each layer's two matmul outputs."""
-    gates = [f"{side}_l{layer}" for layer in range(c.layers) for side in ("gi", "gh")]
-    return ["input", "state", "output", *gates]
+    """Tensors whose ranges int8 needs: input, state, output, each layer's PARTS and the readout's."""
+    return ["input", "state", "output", *(f"{p}_l{layer}" for layer in range(c.layers) for p in PARTS),
+            RO_STATE, RO_INPUT]
 
 
-def _gates(gi: np.ndarray, gh: np.ndarray, h: np.ndarray) -> np.ndarray:
+def _layer(gi: np.ndarray, gh: np.ndarray, b_hh: np.ndarray, h: np.ndarray, taps: dict | None, layer: int
+           ) -> np.ndarray:
+    """One layer's update from gi = W_ih x + b_ih and gh = W_hh h (no bias), in the step graph's order."""
+    hidden = h.shape[1]
     i_r, i_z, i_n = np.split(gi, 3, axis=1)
     h_r, h_z, h_n = np.split(gh, 3, axis=1)
-    r = sigmoid(i_r + h_r)
-    z = sigmoid(i_z + h_z)
-    n = np.tanh(i_n + r * h_n)
-    return n + z * (h - n)
+    ir, iz, hn = i_r + b_hh[:hidden], i_z + b_hh[hidden:2 * hidden], h_n + b_hh[2 * hidden:]
+    r, z = sigmoid(ir + h_r), sigmoid(iz + h_z)
+    rhn = r * hn
+    n = np.tanh(i_n + rhn)
+    hmn = h - n
+    zhmn = z * hmn
+    if taps is not None:
+        values = (ir, h_r, ir + h_r, iz, h_z, iz + h_z, i_n, hn, rhn, i_n + rhn, hmn, zhmn)
+        taps.update({f"{p}_l{layer}": v for p, v in zip(PARTS, values)})
+    return n + zhmn
 
 
 @dataclass(frozen=True)
@@ -69,71 +88,114 @@ class GRUCell(ConfigShapes):
                    Readout(f("readout.weight"), f("readout.bias")))
 
     def step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """`taps`, when given, receives the matmul outputs (gi_l*, gh_l*) for range calibration."""
+        """`taps`, when given, receives the tensors whose ranges int8 needs (`activation_names`)."""
         hidden = self.config.hidden
         new = np.empty_like(state)
         inp = x
         for layer in range(self.config.layers):
             h = state[:, layer * hidden:(layer + 1) * hidden]
             gi = inp @ self.w_ih[layer].T + self.b_ih[layer]
-            gh = h @ self.w_hh[layer].T + self.b_hh[layer]
-            if taps is not None:
-                taps[f"gi_l{layer}"], taps[f"gh_l{layer}"] = gi, gh
-            inp = new[:, layer * hidden:(layer + 1) * hidden] = _gates(gi, gh, h)
-        return self.readout(inp, x), new
+            inp = new[:, layer * hidden:(layer + 1) * hidden] = _layer(gi, h @ self.w_hh[layer].T, self.b_hh[layer],
+                                                                        h, taps, layer)
+        if taps is None:
+            return self.readout(inp, x), new
+        taps[RO_STATE], taps[RO_INPUT] = parts = self.readout.parts(inp, x)
+        return parts[0] + parts[1], new
+
+
+@dataclass(frozen=True)
+class Int8GRULayer:
+    """One layer of the int8 step, op by op as the step graph has it (`edge.quant`'s int8 ops)."""
+
+    ir: Int8FC
+    hr: Int8FC
+    r_pre: Int8Add
+    r: np.ndarray  # int8 LOGISTIC of every int8 pre-activation (+ 128)
+    iz: Int8FC
+    hz: Int8FC
+    z_pre: Int8Add
+    z: np.ndarray
+    in_: Int8FC
+    hn: Int8FC
+    rhn: Int8Mul
+    n_pre: Int8Add
+    n: np.ndarray  # int8 TANH
+    hmn: Int8Add  # subtract
+    zhmn: Int8Mul
+    update: Int8Add
+
+    @classmethod
+    def build(cls, w: Mapping[str, np.ndarray], layer: int, s: Mapping[str, float], s_in: float,
+              arithmetic: str) -> "Int8GRULayer":
+        """`s`: this layer's grids by PARTS name and N, and "state"; s_in: its input's grid."""
+        wi, wh = w[f"weight_ih_l{layer}.q"], w[f"weight_hh_l{layer}.q"]
+        si, sh = w[f"weight_ih_l{layer}.scale"], w[f"weight_hh_l{layer}.scale"]
+        bi, bh = (np.split(np.asarray(w[f"bias_{side}_l{layer}"], np.float32), 3) for side in ("ih", "hh"))
+        g = np.split(np.arange(len(si)), 3)  # the rows of r, z and n
+        state = s["state"]
+
+        def fc(gate, part, bias=None):
+            (q, scale, grid) = (wi, si, s_in) if part[0] == "i" else (wh, sh, state)
+            return Int8FC.build(q[g[gate]], scale[g[gate]], grid, s[part], bias, arithmetic)
+
+        add = lambda a, b, out, sub=False: Int8Add.build(a, b, s[out] if isinstance(out, str) else out,  # noqa: E731
+                                                         arithmetic, sub)
+        mul = lambda b, out: Int8Mul.build(LOGISTIC_SCALE, LOGISTIC_ZERO, s[b], s[out], arithmetic)  # noqa: E731
+        return cls(fc(0, "ir", bi[0] + bh[0]), fc(0, "hr"), add(s["ir"], s["hr"], "r_pre"),
+                   int8_logistic_table(s["r_pre"], arithmetic),
+                   fc(1, "iz", bi[1] + bh[1]), fc(1, "hz"), add(s["iz"], s["hz"], "z_pre"),
+                   int8_logistic_table(s["z_pre"], arithmetic),
+                   fc(2, "in", bi[2]), fc(2, "hn", bh[2]), mul("hn", "rhn"), add(s["in"], s["rhn"], "n_pre"),
+                   int8_tanh_table(s["n_pre"], arithmetic),
+                   add(state, s[N], "hmn", True), mul("hmn", "zhmn"), add(s[N], s["zhmn"], state))
+
+    def __call__(self, xq: np.ndarray, hq: np.ndarray) -> np.ndarray:
+        table = lambda t, v: t[(v + 128.0).astype(np.intp)]  # noqa: E731
+        r = table(self.r, self.r_pre(self.ir(xq), self.hr(hq)))
+        z = table(self.z, self.z_pre(self.iz(xq), self.hz(hq)))
+        n = table(self.n, self.n_pre(self.in_(xq), self.rhn(r, self.hn(hq))))
+        return self.update(n, self.zhmn(z, self.hmn(hq, n)))
 
 
 @dataclass(frozen=True)
 class GRUInt8Cell(ConfigShapes):
-    """The int8 step: what a full-integer target computes, up to its lookup-table nonlinearities.
-
-    Matmuls are int8 x int8 with exact int32 accumulation, requantized per output channel; each
-    matmul output is rounded onto the int8 grid of its calibrated range; the gate arithmetic
-    (sigmoid, tanh, the convex update) is float32; the new state is rounded onto the state's int8
-    grid every step, because that is what an int8 target feeds back.
-    """
+    """The int8 step as its tflite-int8 target computes it, bit for bit, on LiteRT's CPU path
+    (arithmetic "xnnpack") or in TFLite Micro ("gemmlowp"): per layer, the six fully-connected ops
+    (three gates, two sides), the ADDs of r's, z's and n's pre-activations, r (W_hn h + b_hn) and
+    z (h - n) as int8 MULs of a LOGISTIC's output (zero point -128), h - n as an int8 SUB, and the new
+    state n + z (h - n) as an ADD onto the state's grid; LOGISTIC and TANH from tables; then the
+    readout (`edge.cell.Int8Readout`). Every other tensor lies on a grid calibrated on the training
+    run (`grids`), zero point 0, which the int8 targets are pinned to."""
 
     config: GRUConfig
-    w_ih: tuple[QLinear, ...]
-    w_hh: tuple[QLinear, ...]
-    b_ih: tuple[np.ndarray, ...]
-    b_hh: tuple[np.ndarray, ...]
-    gi_scale: tuple[float, ...]
-    gh_scale: tuple[float, ...]
-    state_scale: float
-    readout: QReadout
+    scales: dict[str, float]  # "input", "state", "output" and the named tensors of the step graph
+    layers: tuple[Int8GRULayer, ...]
+    readout: Int8Readout
 
     @classmethod
     def from_weights(cls, config: GRUConfig, w: Mapping[str, np.ndarray],
-                     ranges: Mapping[str, tuple[float, float]]) -> "GRUInt8Cell":
-        s_in, s_state = range_scale(*ranges["input"]), range_scale(*ranges["state"])
-        layers = range(config.layers)
-        qlin = lambda name, s: QLinear.build(w[f"{name}.q"], w[f"{name}.scale"], s)  # noqa: E731
-        return cls(
-            config,
-            tuple(qlin(f"weight_ih_l{i}", s_in if i == 0 else s_state) for i in layers),
-            tuple(qlin(f"weight_hh_l{i}", s_state) for i in layers),
-            tuple(np.asarray(w[f"bias_ih_l{i}"], np.float32) for i in layers),
-            tuple(np.asarray(w[f"bias_hh_l{i}"], np.float32) for i in layers),
-            tuple(range_scale(*ranges[f"gi_l{i}"]) for i in layers),
-            tuple(range_scale(*ranges[f"gh_l{i}"]) for i in layers),
-            s_state,
-            QReadout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"],
-                           config.hidden, s_state, s_in, range_scale(*ranges["output"])),
-        )
+                     ranges: Mapping[str, tuple[float, float]], arithmetic: str = "xnnpack") -> "GRUInt8Cell":
+        """`arithmetic`: "xnnpack" (LiteRT on a CPU) or "gemmlowp" (TFLite Micro), see `edge.quant`."""
+        if arithmetic not in ARITHMETICS:
+            raise ConfigError(f"int8 arithmetic {arithmetic!r}: choose one of {', '.join(ARITHMETICS)}")
+        s = {name: pinnable(range_scale(*ranges[name])) for name in activation_names(config)}
+        layers = []
+        for layer in range(config.layers):
+            s[f"{N}_l{layer}"] = TANH_SCALE
+            own = {p: s[f"{p}_l{layer}"] for p in (*PARTS, N)}
+            layers.append(Int8GRULayer.build(w, layer, {**own, "state": s["state"]},
+                                             s["input"] if layer == 0 else s["state"], arithmetic))
+        readout = Int8Readout.build(w["readout.weight.q"], w["readout.weight.scale"], w["readout.bias"], s, arithmetic)
+        return cls(config, s, tuple(layers), readout)
 
     def grids(self) -> dict[str, float]:
-        """No grids beyond the input's, state's and output's: the target's gates (three
-        fully-connected ops per side) have no counterpart here (see ESNInt8Cell.grids)."""
-        return {}
+        """The int8 scale of each named tensor of the step graph (float32 values)."""
+        return {name: scale for name, scale in self.scales.items() if name not in ("input", "state", "output")}
 
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        hidden = self.config.hidden
-        new = np.empty_like(state)
-        inp = x
-        for layer in range(self.config.layers):
-            h = state[:, layer * hidden:(layer + 1) * hidden]
-            gi = requantize(self.w_ih[layer](inp) + self.b_ih[layer], self.gi_scale[layer])
-            gh = requantize(self.w_hh[layer](h) + self.b_hh[layer], self.gh_scale[layer])
-            inp = new[:, layer * hidden:(layer + 1) * hidden] = requantize(_gates(gi, gh, h), self.state_scale)
-        return self.readout(inp, x), new
+        hidden, s = self.config.hidden, self.scales
+        xq, sq = quantize(x, s["input"]), quantize(state, s["state"])
+        new, inp = np.empty_like(sq), xq
+        for layer, cell in enumerate(self.layers):
+            inp = new[:, layer * hidden:(layer + 1) * hidden] = cell(inp, sq[:, layer * hidden:(layer + 1) * hidden])
+        return self.readout(inp, xq) * f32(s["output"]), new * f32(s["state"])

@@ -18,11 +18,9 @@ import numpy as np
 QMAX = 127
 QMIN_ACT = -128  # activations: the whole int8 range
 TANH_SCALE = 1.0 / 128  # the output grid of every int8 TFLite TANH (zero point 0)
+LOGISTIC_SCALE, LOGISTIC_ZERO = 1.0 / 256, -128  # the output grid of every int8 TFLite LOGISTIC
 ZERO_ROW_SCALE = 1.0 / QMAX  # an all-zero weight row's scale: that of a row whose largest weight is 1
 HEADROOM = 1.0  # int8 range of the tensors that grow with the input, x the training range (trainer.quantize)
-# float32 represents every integer below 2**24 exactly, so an int8 x int8 dot product of length K
-# accumulates exactly in float32 (fast BLAS) while K * 127 * 127 < 2**24.
-_EXACT_F32_K = (1 << 24) // (QMAX * QMAX)
 
 
 def quantize_per_channel(w: np.ndarray, splits: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -50,33 +48,6 @@ def range_scale(lo: float, hi: float) -> float:
 def quantize(x: np.ndarray, scale: float) -> np.ndarray:
     """The int8 grid values of x as float32 integers (clipped to [-128, 127])."""
     return np.clip(np.rint(x / np.float32(scale)), QMIN_ACT, QMAX).astype(np.float32)
-
-
-def requantize(x: np.ndarray, scale: float) -> np.ndarray:
-    """Round x onto the int8 grid of `scale` and return it in real units (what an int8 tensor holds)."""
-    return quantize(x, scale) * np.float32(scale)
-
-
-@dataclass(frozen=True)
-class QLinear:
-    """y = (q(x) @ Wq.T) * (in_scale * w_scale): an int8 x int8 -> int32 matmul, requantized per channel.
-
-    Weights are held as integer-valued float32 (float64 when the dot product is too long to
-    accumulate exactly in float32), so the product equals the int32 accumulation bit for bit.
-    """
-
-    q: np.ndarray        # [O, I] integer-valued
-    w_scale: np.ndarray  # float32[O]
-    in_scale: float
-
-    @classmethod
-    def build(cls, q: np.ndarray, w_scale: np.ndarray, in_scale: float) -> "QLinear":
-        dtype = np.float32 if q.shape[1] <= _EXACT_F32_K else np.float64
-        return cls(np.ascontiguousarray(q, dtype=dtype), np.asarray(w_scale, np.float32), float(in_scale))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        acc = quantize(x, self.in_scale).astype(self.q.dtype, copy=False) @ self.q.T
-        return (acc * (self.w_scale * np.float32(self.in_scale))).astype(np.float32, copy=False)
 
 
 # The int8 ops below compute what an int8 TFLite kernel computes, bit for bit, from the same float32
@@ -210,35 +181,67 @@ class Int8Add:
     floor) by shift. "gemmlowp" (TFLite Micro's reference ADD): each input shifted left by 20 and
     scaled by s_x / (2 max(s_a, s_b)), their sum by 2 max(s_a, s_b) / (2^20 s_out), each with
     `multiply_by_quantized_multiplier`. Then clamped to int8. Neither is exact rounding: a sum
-    half-way between two steps rounds by which way the multipliers erred."""
+    half-way between two steps rounds by which way the multipliers erred. With `subtract`, a - b
+    (int8 SUB): each kernel scales b as for an ADD and subtracts it."""
 
     a_mult: float
     b_mult: float
     shift: int  # xnnpack: the right shift; gemmlowp: the inputs' left shift (20)
     gemmlowp: tuple[tuple[int, int], ...] = ()  # (multiplier, shift) of a, b and the sum; () for xnnpack
+    b_sign: int = 1  # -1: a - b
 
     @classmethod
-    def build(cls, a_scale: float, b_scale: float, out_scale: float, arithmetic: str = "xnnpack") -> "Int8Add":
+    def build(cls, a_scale: float, b_scale: float, out_scale: float, arithmetic: str = "xnnpack",
+              subtract: bool = False) -> "Int8Add":
+        sign = -1 if subtract else 1
         if arithmetic == "gemmlowp":
             twice = 2.0 * float(max(f32(a_scale), f32(b_scale)))
             return cls(0.0, 0.0, 20, (quantize_multiplier(float(f32(a_scale)) / twice),
                                       quantize_multiplier(float(f32(b_scale)) / twice),
-                                      quantize_multiplier(twice / ((1 << 20) * float(f32(out_scale))))))
+                                      quantize_multiplier(twice / ((1 << 20) * float(f32(out_scale))))), sign)
         ra, rb = f32(a_scale) / f32(out_scale), f32(b_scale) / f32(out_scale)
         exponent = int(np.array(max(ra, rb), np.float32).view(np.uint32)) >> 23
         shift = 20 - (exponent - 127)
         mult = [float(np.rint(np.ldexp(r, shift).astype(np.float32))) for r in (ra, rb)]
-        return cls(mult[0], mult[1], shift)
+        return cls(mult[0], mult[1], shift, (), sign)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if self.gemmlowp:
             (am, ash), (bm, bsh), (om, osh) = self.gemmlowp
             total = (multiply_by_quantized_multiplier(a.astype(np.int64) << self.shift, am, ash)
-                     + multiply_by_quantized_multiplier(b.astype(np.int64) << self.shift, bm, bsh))
+                     + self.b_sign * multiply_by_quantized_multiplier(b.astype(np.int64) << self.shift, bm, bsh))
             return np.clip(multiply_by_quantized_multiplier(total, om, osh), QMIN_ACT, QMAX).astype(np.float32)
         # float64 holds every term exactly (|a| <= 128, multipliers < 2^21), and scaling by 2^-shift is exact
-        acc = a.astype(np.float64) * self.a_mult + b.astype(np.float64) * self.b_mult + 2.0 ** (self.shift - 1)
+        acc = (a.astype(np.float64) * self.a_mult + b.astype(np.float64) * (self.b_sign * self.b_mult)
+               + 2.0 ** (self.shift - 1))
         return np.clip(np.floor(acc * 2.0 ** -self.shift), QMIN_ACT, QMAX).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Int8Mul:
+    """An int8 MUL of a (scale s_a, zero point z_a: a LOGISTIC's output has -128) and b (s_b, zero
+    point 0) onto s_out (zero point 0), as TFLite's int8 kernels compute it: the product (a - z_a) b
+    exactly, then times s_a s_b / s_out. "xnnpack" (XNNPACK's qs8 multiply): that scale in float32
+    ((s_a s_b) / s_out), the product converted to float32, multiplied, rounded half to even.
+    "gemmlowp" (TFLite Micro's reference MUL): the scale in double as a 31-bit multiplier and a
+    shift (`multiply_by_quantized_multiplier`). Then clamped to int8."""
+
+    a_zero: int
+    mult: float | tuple[int, int]  # xnnpack: the float32 scale; gemmlowp: (multiplier, shift)
+
+    @classmethod
+    def build(cls, a_scale: float, a_zero: int, b_scale: float, out_scale: float,
+              arithmetic: str = "xnnpack") -> "Int8Mul":
+        if arithmetic == "gemmlowp":
+            return cls(a_zero, quantize_multiplier(float(f32(a_scale)) * float(f32(b_scale)) / float(f32(out_scale))))
+        return cls(a_zero, float((f32(a_scale) * f32(b_scale)) / f32(out_scale)))
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        product = (a - np.float32(self.a_zero)) * b  # |product| <= 255 x 128: exact in float32
+        if isinstance(self.mult, tuple):
+            out = multiply_by_quantized_multiplier(product.astype(np.int64), *self.mult)
+            return np.clip(out, QMIN_ACT, QMAX).astype(np.float32)
+        return np.clip(np.rint(product * np.float32(self.mult)), QMIN_ACT, QMAX)
 
 
 def int8_tanh_table(in_scale: float, arithmetic: str = "xnnpack") -> np.ndarray:
@@ -249,13 +252,30 @@ def int8_tanh_table(in_scale: float, arithmetic: str = "xnnpack") -> np.ndarray:
       tanh x 128 lies on a half in float32 (scale 0.007268082, input -115), numpy's float32 tanh rounds
       to the other side of it than glibc's tanhf, and LiteRT follows glibc.
     - "gemmlowp" (TFLite Micro): its reference kernel, gemmlowp's fixed-point tanh
-      (`_gemmlowp_tanh_table`), which differs from the float table by one step on one or two inputs
+      (`_gemmlowp_activation_table`), which differs from the float table by one step on one or two inputs
       at about one input scale in 3,000.
     Both tested against the interpreters at 1,000 input scales (tests/test_converters.py)."""
     if arithmetic == "gemmlowp":
-        return _gemmlowp_tanh_table(in_scale)
+        return _gemmlowp_activation_table(in_scale, "tanh")
     x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(in_scale)
     return np.clip(np.rint(_tanhf(x) * np.float32(1.0 / TANH_SCALE)), QMIN_ACT, QMAX).astype(np.float32)
+
+
+def int8_logistic_table(in_scale: float, arithmetic: str = "xnnpack") -> np.ndarray:
+    """int8 LOGISTIC as a 256-entry table on int8 input + 128 (input zero point 0), onto its fixed
+    grid (LOGISTIC_SCALE, zero point LOGISTIC_ZERO: the int8 values, the zero point included):
+    - "xnnpack": XNNPACK's table, each input value's sigmoid computed in double, rounded to float32,
+      times 256, rounded half to even. (In float32 from expf, as 1 / (1 + e^-x) or split at zero, it
+      parts from LiteRT at about one input scale in 1,500.)
+    - "gemmlowp": TFLite Micro's reference kernel, gemmlowp's fixed-point logistic
+      (`_gemmlowp_activation_table`).
+    Tested against the interpreters (tests/test_converters.py)."""
+    if arithmetic == "gemmlowp":
+        return _gemmlowp_activation_table(in_scale, "logistic")
+    x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(in_scale)
+    y = np.array([1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v)) for v in x.tolist()],
+                 np.float32)
+    return np.clip(np.rint(y * np.float32(1.0 / LOGISTIC_SCALE)) + LOGISTIC_ZERO, QMIN_ACT, QMAX).astype(np.float32)
 
 
 @functools.cache
@@ -301,28 +321,37 @@ def _exp_on_negative_values(a: np.ndarray, integer_bits: int) -> np.ndarray:
     return np.where(a == 0, _I32_MAX, result)  # (gemmlowp also clamps below -32 for more than 5 integer bits)
 
 
-def _one_minus_x_over_one_plus_x(a: np.ndarray) -> np.ndarray:
-    """(1 - a) / (1 + a) for a in (0, 1), 0 integer bits: Newton-Raphson division, as gemmlowp."""
-    half_denominator = (a + _I32_MAX + 1) >> 1  # RoundingHalfSum(a, One): the sum is positive here
+def _newton_raphson_reciprocal(half_denominator: np.ndarray) -> np.ndarray:
+    """1 / (2 half_denominator) with 2 integer bits, half_denominator in [1/2, 1): gemmlowp's
+    Newton-Raphson division (48/17 - 32/17 d, then three refinements)."""
     one = 1 << 29  # with 2 integer bits
-    x = 1515870810 + _srdhm(half_denominator, -1010580540)  # 48/17 - 32/17 d
+    x = 1515870810 + _srdhm(half_denominator, -1010580540)
     for _ in range(3):
         x = x + _saturating_rounding_multiply_by_pot(_srdhm(x, one - _srdhm(half_denominator, x)), 2)
-    return _saturating_rounding_multiply_by_pot(x - one, 2)
+    return x
 
 
-def _gemmlowp_tanh_table(in_scale: float) -> np.ndarray:
-    """TFLite Micro's int8 TANH (reference_integer_ops::Tanh with its kernel's Prepare), zero point
-    0, for every int8 input: the input rescaled to 4 integer bits by a 31-bit multiplier, gemmlowp's
-    fixed-point tanh (-(1 - e^(2a)) / (1 + e^(2a)) on -|a|), the result rounded onto 1/128."""
+def _gemmlowp_activation_table(in_scale: float, kind: str) -> np.ndarray:
+    """TFLite Micro's int8 TANH or LOGISTIC (reference_integer_ops::Tanh or Logistic, with its
+    kernel's Prepare), input zero point 0, for every int8 input: the input rescaled to 4 integer bits
+    by a 31-bit multiplier (inputs beyond the radius saturate), then gemmlowp's fixed point on -|a|:
+    tanh = -(1 - e^(2a)) / (1 + e^(2a)) onto 1/128; logistic = e^a / (1 + e^a) (one minus it for a
+    > 0) onto 1/256 with zero point -128."""
     q, left_shift = math.frexp(float(f32(in_scale)) * (1 << 27))
     multiplier = math.floor(q * (1 << 31) + 0.5)  # TfLiteRound; below 2^31, as a float32 scale has 24 bits
     radius = math.floor(15.0 * (1 << 27) / 2.0 ** left_shift)
     x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.int64)
     a = multiply_by_quantized_multiplier(np.clip(x, 1 - radius, radius - 1), multiplier, left_shift)
-    negative = a < 0
-    t = _one_minus_x_over_one_plus_x(_exp_on_negative_values(np.where(negative, a, -a), 5))  # 2a: 5 bits
-    t = np.where(a == 0, 0, np.where(negative, -t, t))
-    out = np.clip(_rounding_divide_by_pot(t, 31 - 7), QMIN_ACT, QMAX)
-    out = np.where(x <= -radius, QMIN_ACT, np.where(x >= radius, QMAX, out))
-    return out.astype(np.float32)
+    positive = a > 0
+    if kind == "tanh":
+        e = _exp_on_negative_values(np.where(positive, -a, a), 5)  # e^(2a): 2a has 5 integer bits
+        t = _saturating_rounding_multiply_by_pot(_newton_raphson_reciprocal((e + _I32_MAX + 1) >> 1) - (1 << 29), 2)
+        t = np.where(a == 0, 0, np.where(positive, t, -t))  # (1 - e) / (1 + e) = 2 / (1 + e) - 1
+        out = _rounding_divide_by_pot(t, 31 - 7)
+    else:
+        e = _exp_on_negative_values(np.where(positive, -a, a), 4)
+        t = _saturating_rounding_multiply_by_pot(_newton_raphson_reciprocal((e + _I32_MAX + 1) >> 1), 1)
+        t = np.where(a == 0, 1 << 30, np.where(positive, t, _I32_MAX - t))  # 1 / (1 + e^-|a|) for a > 0
+        out = _rounding_divide_by_pot(t, 31 - 8) + LOGISTIC_ZERO
+    out = np.clip(out, QMIN_ACT, QMAX)
+    return np.where(x <= -radius, QMIN_ACT, np.where(x >= radius, QMAX, out)).astype(np.float32)

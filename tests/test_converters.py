@@ -20,6 +20,7 @@ from edge.bundle import BundleError, make_bundle, open_bundle  # noqa: E402
 from edge.artifact import load_artifact  # noqa: E402
 from edge.cell import run  # noqa: E402
 from edge.errors import ArtifactError, DigestMismatchError  # noqa: E402
+from edge.quant import pinnable, range_scale  # noqa: E402
 from edge.targets import GPU_TARGETS, TARGETS, LiteRTGpuCell, open_target  # noqa: E402
 
 from .conftest import sine_series, train_small, write_csv  # noqa: E402
@@ -57,25 +58,19 @@ def test_every_target_passes_its_gate_in_the_real_interpreter(converted, stream,
 
 
 @pytest.mark.parametrize("kind", ["gru", "esn"])
-def test_a_flat_training_series_makes_int8_targets_that_run(kind, tmp_path, monkeypatch):
-    """A sensor that never moved while the model trained (NAB's art_flatline): the input, and a GRU's
-    readout of it, are zero on every calibration step. Such a tensor gets the empty range's grid, as
-    the reference's pinned ones do, and the target passes its gate; left at the quantizer's zero
-    scale, LiteRT's kernels cannot prepare the graph, and the target is refused with that reason."""
+def test_a_flat_training_series_makes_int8_targets_that_run(kind, tmp_path):
+    """A sensor that never moved while the model trained (NAB's art_flatline): the input, and the
+    readout of it, are zero on every calibration step. Such a tensor gets the empty range's grid
+    (scale 1), not the quantizer's zero scale, and the target passes its gate. (Left at a zero scale,
+    LiteRT refused a GRU's target until its gates were pinned; now a graph with a zero-scale tensor
+    aborts the process inside LiteRT's allocate_tensors, which no Python code can catch.)"""
     flat = write_csv(tmp_path / "flat.csv", np.full(600, 45.0, np.float32))
     art = load_artifact(train_small(kind, tmp_path / "model", flat))
     steady = np.full((MIN_STEPS, 1), 45.0, np.float32)
-    (tmp_path / "targets").mkdir(), (tmp_path / "broken").mkdir()
     for name in ("tflite-int8", "onnx-int8"):
-        path, _ = conv.emit(art, name, tmp_path / "targets")
+        path, _ = conv.emit(art, name, tmp_path)
         assert verify(art, name, open_target(path, name, art.config), steady).passed
-    if kind == "gru":  # the ESN pins every tensor of its graph, so no zero scale can reach its kernels
-        from converters import tflite_target
-        monkeypatch.setattr(tflite_target, "range_scale", lambda lo, hi: 0.0)  # as before the empty range's grid
-        monkeypatch.setattr(tflite_target, "pinnable", lambda s: s)
-        path, _ = conv.emit(art, "tflite-int8", tmp_path / "broken")
-        with pytest.raises(ArtifactError, match="LiteRT cannot prepare it: .*XNNPACK"):
-            open_target(path, "tflite-int8", art.config)
+    assert art.cell("int8").scales["ro_input"] == pinnable(range_scale(0.0, 0.0))
 
 
 def test_the_int8_target_of_a_pruned_gru_keeps_every_bias(tmp_path):
@@ -139,7 +134,8 @@ def test_int8_targets_share_one_scale_for_state_in_and_out(converted):
 def test_int8_targets_round_on_the_reference_cells_grids(converted):
     """x, y_hat and the state carry exactly the reference cell's scales (zero point 0), and so does
     every tensor the cell names a grid for (an ESN's fully-connected outputs, pre-activation, tanh
-    and leaky-update terms), so the target rounds where the reference does."""
+    and leaky-update terms; a GRU's gate parts, pre-activations, products and n), so the target
+    rounds where the reference does."""
     import onnx
     from onnx import numpy_helper
 
@@ -152,6 +148,11 @@ def test_int8_targets_round_on_the_reference_cells_grids(converted):
     if art.config.kind == "esn":
         assert set(want) == {"x", "y_hat", "state", "fc_in", "fc_rec", "preact", "tanh", "keep", "new", "ro_state",
                              "ro_input"}
+    else:
+        from edge.gru import N, PARTS
+        layers = [f"_l{i}" for i in range(art.config.layers)]
+        assert set(want) == {"x", "y_hat", *state_names(art.config), "ro_state", "ro_input",
+                             *(p + suffix for suffix in layers for p in (*PARTS, N))}
     tensors = {d["name"]: d for d in open_target(paths["tflite-int8"], "tflite-int8", art.config)
                .interpreter.get_tensor_details()}
     inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(paths["onnx-int8"]).graph.initializer}
@@ -162,14 +163,12 @@ def test_int8_targets_round_on_the_reference_cells_grids(converted):
 
 
 @pytest.mark.parametrize("runtime, arithmetic", [("litert", "xnnpack"), ("tflite-micro", "gemmlowp")])
-def test_the_int8_esn_reference_steps_as_its_tflite_target_does_bit_for_bit(converted, stream, runtime, arithmetic):
-    """The int8 ESN reference computes each op as LiteRT's CPU path (XNNPACK) or TFLite Micro's
-    reference kernels (gemmlowp) do, from the float32 scales the target is pinned to: forecasts and
-    states are equal at every step of a closed loop, so a figure measured on either holds for the
-    other."""
+def test_the_int8_reference_steps_as_its_tflite_target_does_bit_for_bit(converted, stream, runtime, arithmetic):
+    """The int8 reference (ESN, GRU of one and two layers) computes each op as LiteRT's CPU path
+    (XNNPACK) or TFLite Micro's reference kernels (gemmlowp) do, from the float32 scales the target
+    is pinned to: forecasts and states are equal at every step of a closed loop, so a figure measured
+    on either holds for the other."""
     art, paths = converted
-    if art.config.kind != "esn":
-        pytest.skip("a GRU's gates are not pinned on the reference's grids")
     if runtime == "tflite-micro":
         pytest.importorskip("tflite_micro")
     ref = art.cell("int8", arithmetic)
@@ -179,7 +178,7 @@ def test_the_int8_esn_reference_steps_as_its_tflite_target_does_bit_for_bit(conv
     y, s = run(target, z, return_states=True)[::2]
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(s, s_ref)
-    # one step of 2,000 streams from random states on the grid: ties of the leaky update's ADD
+    # one step of 2,000 streams from random states on the grid: ties of an ESN's leaky update's ADD
     # (a tanh of 0 and a state whose (1 - a) share lies half-way between two steps) come up here
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2000, art.config.input_size)).astype(np.float32)
@@ -188,26 +187,54 @@ def test_the_int8_esn_reference_steps_as_its_tflite_target_does_bit_for_bit(conv
         np.testing.assert_array_equal(got, want)
 
 
-def _int8_tanh_model(in_scale: float) -> bytes:
-    """A TFLite model of one int8 TANH over 256 values, input scale `in_scale`, output 1/128."""
+def _int8_op_model(op: str, inputs: list[tuple[float, int]], output: tuple[float, int], width: int = 256) -> bytes:
+    """A TFLite model of one int8 op over `width` values: `inputs` and `output` as (scale, zero point)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
 
-    def tensor(name, scale):
+    def tensor(name, scale, zero):
         t, q = s.TensorT(), s.QuantizationParametersT()
-        q.scale, q.zeroPoint = [scale], [0]
-        t.name, t.shape, t.type, t.quantization = name, [1, 256], s.TensorType.INT8, q
+        q.scale, q.zeroPoint = [float(scale)], [int(zero)]
+        t.name, t.shape, t.type, t.quantization = name, [1, width], s.TensorType.INT8, q
         return t
-    sg, op, code, model = s.SubGraphT(), s.OperatorT(), s.OperatorCodeT(), s.ModelT()
-    sg.tensors, sg.inputs, sg.outputs = [tensor("x", in_scale), tensor("y", 1 / 128)], [0], [1]
-    op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
-    sg.operators = [op]
-    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.TANH
+    sg, o, code, model = s.SubGraphT(), s.OperatorT(), s.OperatorCodeT(), s.ModelT()
+    sg.tensors = [tensor(f"x{i}", *q) for i, q in enumerate(inputs)] + [tensor("y", *output)]
+    sg.inputs, sg.outputs = list(range(len(inputs))), [len(inputs)]
+    o.opcodeIndex, o.inputs, o.outputs = 0, sg.inputs, sg.outputs
+    options = {"MUL": (s.BuiltinOptions.MulOptions, s.MulOptionsT), "SUB": (s.BuiltinOptions.SubOptions, s.SubOptionsT)}
+    if op in options:
+        o.builtinOptionsType, o.builtinOptions = options[op][0], options[op][1]()
+    sg.operators = [o]
+    code.builtinCode = code.deprecatedBuiltinCode = getattr(s.BuiltinOperator, op)
     code.version = 1
     model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [sg], [s.BufferT()]
     b = flatbuffers.Builder(1024)
     b.Finish(model.Pack(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def _interpreter(runtime: str):
+    """(invoke(model bytes, int8 inputs) -> int8 output as float32, the reference's arithmetic)."""
+    if runtime == "tflite-micro":
+        tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
+
+        def invoke(model, xs):
+            it = tflm.Interpreter.from_bytes(model, arena_size=1 << 20)
+            for i, x in enumerate(xs):
+                it.set_input(x.astype(np.int8)[None], i)
+            it.invoke()
+            return it.get_output(0)[0].astype(np.float32)
+        return invoke, "gemmlowp"
+    from ai_edge_litert.interpreter import Interpreter
+
+    def invoke(model, xs):
+        it = Interpreter(model_content=model)
+        it.allocate_tensors()
+        for d, x in zip(it.get_input_details(), xs):
+            it.set_tensor(d["index"], x.astype(np.int8)[None])
+        it.invoke()
+        return it.get_tensor(it.get_output_details()[0]["index"])[0].astype(np.float32)
+    return invoke, "xnnpack"
 
 
 # input scales at which the kernels part from the float32 table: 0.007268082, an exact tie
@@ -217,37 +244,48 @@ TANH_EDGE_SCALES = (0.007268082, 0.041947532, 0.017643742, 0.02711464)
 
 
 @pytest.mark.parametrize("runtime", ["litert", "tflite-micro"])
-def test_the_int8_tanh_table_is_each_interpreters_tanh_for_every_input(runtime):
-    """The reference's int8 TANH in each arithmetic is the interpreter's for all 256 inputs: LiteRT's
-    (XNNPACK's table of the C library's tanhf) and TFLite Micro's (gemmlowp's fixed-point tanh,
-    written out), at 1,000 input scales drawn log-uniformly from 1e-4 to 8 and at the scales where
-    the two part from the plain float32 table."""
-    from edge.quant import int8_tanh_table
-    x = np.arange(-128, 128, dtype=np.int8)[None]
-    if runtime == "tflite-micro":
-        tflm = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
-        arithmetic = "gemmlowp"
-
-        def tanh(model):
-            it = tflm.Interpreter.from_bytes(model)
-            it.set_input(x, 0)
-            it.invoke()
-            return it.get_output(0)[0]
-    else:
-        from ai_edge_litert.interpreter import Interpreter
-        arithmetic = "xnnpack"
-
-        def tanh(model):
-            it = Interpreter(model_content=model)
-            it.allocate_tensors()
-            it.set_tensor(it.get_input_details()[0]["index"], x)
-            it.invoke()
-            return it.get_tensor(it.get_output_details()[0]["index"])[0]
+def test_the_int8_activation_tables_are_each_interpreters_for_every_input(runtime):
+    """The reference's int8 TANH and LOGISTIC in each arithmetic are the interpreter's for all 256
+    inputs: LiteRT's (XNNPACK's tables of the C library's tanhf and expf) and TFLite Micro's
+    (gemmlowp's fixed-point tanh and logistic, written out), at 1,000 input scales drawn
+    log-uniformly from 1e-4 to 8 (500 for LOGISTIC) and at the scales where TANH parts from the
+    plain float32 table."""
+    from edge.quant import LOGISTIC_SCALE, LOGISTIC_ZERO, TANH_SCALE, int8_logistic_table, int8_tanh_table
+    invoke, arithmetic = _interpreter(runtime)
+    x = np.arange(-128, 128)
     rng = np.random.default_rng(11)
     scales = np.exp(rng.uniform(np.log(1e-4), np.log(8.0), 1000)).astype(np.float32).tolist()
     for scale in [*TANH_EDGE_SCALES, *scales]:
-        np.testing.assert_array_equal(tanh(_int8_tanh_model(scale)), int8_tanh_table(scale, arithmetic),
-                                      err_msg=f"scale {scale}")
+        np.testing.assert_array_equal(invoke(_int8_op_model("TANH", [(scale, 0)], (TANH_SCALE, 0)), [x]),
+                                      int8_tanh_table(scale, arithmetic), err_msg=f"TANH, scale {scale}")
+    for scale in scales[::2]:
+        np.testing.assert_array_equal(
+            invoke(_int8_op_model("LOGISTIC", [(scale, 0)], (LOGISTIC_SCALE, LOGISTIC_ZERO)), [x]),
+            int8_logistic_table(scale, arithmetic), err_msg=f"LOGISTIC, scale {scale}")
+
+
+@pytest.mark.parametrize("runtime", ["litert", "tflite-micro"])
+def test_the_int8_mul_and_sub_are_each_interpreters(runtime):
+    """A GRU's int8 MUL (of a LOGISTIC's output, zero point -128, or of zero point 0) and SUB, as the
+    reference computes them (`edge.quant.Int8Mul`, `Int8Add` with subtract) in each arithmetic, equal
+    the interpreter's on 4,096 input pairs at 200 draws of the three scales (each input's and the
+    output's within a factor of 20 of the next, as a calibrated GRU's are)."""
+    from edge.quant import LOGISTIC_SCALE, LOGISTIC_ZERO, Int8Add, Int8Mul
+    invoke, arithmetic = _interpreter(runtime)
+    rng = np.random.default_rng(3)
+    a, b = (rng.integers(-128, 128, 4096).astype(np.float32) for _ in range(2))
+    for i in range(200):
+        s_b = float(np.exp(rng.uniform(-6, 0)))
+        s_out = s_b * float(np.exp(rng.uniform(-3, 3)))
+        s_a, z_a = (LOGISTIC_SCALE, LOGISTIC_ZERO) if i % 2 else (s_out * float(np.exp(rng.uniform(-3, 3))), 0)
+        mul = _int8_op_model("MUL", [(s_a, z_a), (s_b, 0)], (s_out, 0), 4096)
+        np.testing.assert_array_equal(invoke(mul, [a, b]), Int8Mul.build(s_a, z_a, s_b, s_out, arithmetic)(a, b),
+                                      err_msg=f"MUL {s_a}, {z_a}, {s_b}, {s_out}")
+        if z_a == 0:
+            sub = _int8_op_model("SUB", [(s_a, 0), (s_b, 0)], (s_out, 0), 4096)
+            np.testing.assert_array_equal(invoke(sub, [a, b]),
+                                          Int8Add.build(s_a, s_b, s_out, arithmetic, subtract=True)(a, b),
+                                          err_msg=f"SUB {s_a}, {s_b}, {s_out}")
 
 
 def test_the_fixed_point_tanh_is_not_the_float_tanh_everywhere():
@@ -261,18 +299,17 @@ def test_the_fixed_point_tanh_is_not_the_float_tanh_everywhere():
         assert 1 <= differ.sum() <= 2 and np.abs(fixed - float_table)[differ].max() == 1, scale
 
 
-def test_the_onnx_int8_esn_target_steps_as_its_reference_does_on_most_steps(converted, stream):
+def test_the_onnx_int8_target_steps_near_its_reference(converted, stream):
     """Pinned on the same grids, the ONNX target rounds where the reference does, but ONNX
-    Runtime's int8 ADD has a fixed point of its own (now and then a step apart), which the
-    recurrent state carries on: equal forecasts on most steps, never far apart."""
+    Runtime's int8 ADD (and a GRU's MUL, SUB and sigmoid) has a fixed point of its own, now and then
+    a step apart, which the recurrent state carries on: an ESN's forecasts equal on most steps, and
+    every forecast within a few steps of the output's grid."""
     art, paths = converted
-    if art.config.kind != "esn":
-        pytest.skip("a GRU's gates are not pinned on the reference's grids")
     z = art.normalizer.normalize(stream)
     y_ref, _ = run(art.cell("int8"), z)
     y, _ = run(open_target(paths["onnx-int8"], "onnx-int8", art.config), z)
     equal = np.all(y == y_ref, axis=1)
-    assert equal.mean() >= 0.8, f"{equal.mean():.1%} of forecasts equal the reference's"
+    assert equal.mean() >= (0.8 if art.config.kind == "esn" else 0.5), f"{equal.mean():.1%} of forecasts equal"
     assert np.abs(y - y_ref).max() <= 8 * art.cell("int8").scales["output"]
 
 
