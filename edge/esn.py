@@ -12,8 +12,8 @@ import numpy as np
 
 from .cell import RO_INPUT, RO_STATE, ConfigShapes, Int8Readout, Readout
 from .errors import ConfigError
-from .quant import (ARITHMETICS, TANH_SCALE, Int8Add, Int8FC, f32, int8_tanh_table, pinnable, quantize,
-                    range_scale)
+from .quant import (ARITHMETICS, TANH_SCALE, Int8Add, Int8FC, calibrated_grids, f32, int8_tanh_table, pinnable,
+                    quantize)
 from .specs import ESNConfig
 
 # the names the step graph gives the tensors whose int8 grids ESNInt8Cell sets (converters.graph):
@@ -109,7 +109,8 @@ class ESNInt8Cell(ConfigShapes):
         """`arithmetic`: "xnnpack" (LiteRT on a CPU) or "gemmlowp" (TFLite Micro), see `edge.quant`."""
         if arithmetic not in ARITHMETICS:
             raise ConfigError(f"int8 arithmetic {arithmetic!r}: choose one of {', '.join(ARITHMETICS)}")
-        s = {name: pinnable(range_scale(*ranges[name])) for name in ("input", "state", "output", PREACT, *PARTS)}
+        s = calibrated_grids(ranges, ("input", "state", "output", PREACT, *PARTS),
+                             {FC_IN: PREACT, FC_REC: PREACT, RO_STATE: "output", RO_INPUT: "output"})
         a = np.float32(config.leak)
         s[TANH], s[KEEP], s[NEW] = TANH_SCALE, pinnable((1.0 - a) * s["state"]), pinnable(a * TANH_SCALE)
         fc = lambda q, scale, s_in, s_out, b=None: Int8FC.build(q, scale, s_in, s_out, b, arithmetic)  # noqa: E731

@@ -17,15 +17,16 @@ import numpy as np
 
 from .cell import RO_INPUT, RO_STATE, ConfigShapes, Int8Readout, Readout, sigmoid
 from .errors import ConfigError
-from .quant import (ARITHMETICS, LOGISTIC_SCALE, LOGISTIC_ZERO, TANH_SCALE, Int8Add, Int8FC, Int8Mul, f32,
-                    int8_logistic_table, int8_tanh_table, pinnable, quantize, range_scale)
+from .quant import (ARITHMETICS, LOGISTIC_SCALE, LOGISTIC_ZERO, TANH_SCALE, Int8Add, Int8FC, Int8Mul,
+                    calibrated_grids, f32, int8_logistic_table, int8_tanh_table, quantize)
 from .specs import GRUConfig
 
 # the names the step graph gives each layer's tensors (converters.graph), with the layer's suffix
 # "_l{layer}": per gate the input side's fully-connected part (W_i x + b; r's and z's carry both
-# sides' biases) and the hidden side's (W_h h; + b_hn for n), r's and z's pre-activations, r (W_hn
-# h + b_hn), n's pre-activation, h - n and z (h - n), whose int8 grids GRUInt8Cell sets from calibrated
-# ranges; and n, on int8 TANH's fixed grid. (r and z lie on int8 LOGISTIC's fixed grid, zero point -128.)
+# sides' biases) and the hidden side's (W_h h; + b_hn for n), r's and z's pre-activations,
+# r * (W_hn h + b_hn), n's pre-activation, h - n and z * (h - n), whose int8 grids GRUInt8Cell sets
+# from calibrated ranges; and n, on int8 TANH's fixed grid. (r and z lie on int8 LOGISTIC's fixed
+# grid, 1/256 with zero point -128.)
 PARTS = ("ir", "hr", "r_pre", "iz", "hz", "z_pre", "in", "hn", "rhn", "n_pre", "hmn", "zhmn")
 N = "n"
 
@@ -161,9 +162,9 @@ class Int8GRULayer:
 class GRUInt8Cell(ConfigShapes):
     """The int8 step as its tflite-int8 target computes it, bit for bit, on LiteRT's CPU path
     (arithmetic "xnnpack") or in TFLite Micro ("gemmlowp"): per layer, the six fully-connected ops
-    (three gates, two sides), the ADDs of r's, z's and n's pre-activations, r (W_hn h + b_hn) and
-    z (h - n) as int8 MULs of a LOGISTIC's output (zero point -128), h - n as an int8 SUB, and the new
-    state n + z (h - n) as an ADD onto the state's grid; LOGISTIC and TANH from tables; then the
+    (three gates, two sides), the ADDs of r's, z's and n's pre-activations, r * (W_hn h + b_hn) and
+    z * (h - n) as int8 MULs of a LOGISTIC's output (zero point -128), h - n as an int8 SUB, and the new
+    state n + z * (h - n) as an ADD onto the state's grid; LOGISTIC and TANH from tables; then the
     readout (`edge.cell.Int8Readout`). Every other tensor lies on a grid calibrated on the training
     run (`grids`), zero point 0, which the int8 targets are pinned to."""
 
@@ -178,7 +179,12 @@ class GRUInt8Cell(ConfigShapes):
         """`arithmetic`: "xnnpack" (LiteRT on a CPU) or "gemmlowp" (TFLite Micro), see `edge.quant`."""
         if arithmetic not in ARITHMETICS:
             raise ConfigError(f"int8 arithmetic {arithmetic!r}: choose one of {', '.join(ARITHMETICS)}")
-        s = {name: pinnable(range_scale(*ranges[name])) for name in activation_names(config)}
+        into = {RO_STATE: "output", RO_INPUT: "output"}
+        for layer in range(config.layers):
+            sums = {"ir": "r_pre", "hr": "r_pre", "iz": "z_pre", "hz": "z_pre", "in": "n_pre", "rhn": "n_pre"}
+            into.update({f"{p}_l{layer}": f"{q}_l{layer}" for p, q in sums.items()})
+            into[f"zhmn_l{layer}"] = "state"
+        s = calibrated_grids(ranges, activation_names(config), into)
         layers = []
         for layer in range(config.layers):
             s[f"{N}_l{layer}"] = TANH_SCALE

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -133,6 +134,26 @@ def pinnable(scale: float) -> float:
     while int8_range(s) is None:
         s = np.nextafter(s, np.float32(np.inf))
     return float(s)
+
+
+def calibrated_grids(ranges: Mapping[str, tuple[float, float]], names: Iterable[str],
+                     added_into: Mapping[str, str]) -> dict[str, float]:
+    """The pinnable int8 grid of each calibrated tensor in `names`. A tensor whose range is empty
+    (zero on every training step: a flat series' input times its weights) fits any grid; it takes
+    that of the tensor it is added into (`added_into`), as its scale over that one must lie in
+    [2^-10, 2^8) for XNNPACK to run the ADD: outside it, LiteRT runs its own kernel, whose rounding
+    the reference does not write out. Any other empty range takes `range_scale`'s 1."""
+    grids: dict[str, float] = {}
+
+    def grid(name: str) -> float:
+        if name not in grids:
+            lo, hi = ranges[name]
+            empty = lo == 0.0 and hi == 0.0 and name in added_into
+            grids[name] = grid(added_into[name]) if empty else pinnable(range_scale(lo, hi))
+        return grids[name]
+    for name in names:
+        grid(name)
+    return grids
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from edge.bundle import BundleError, make_bundle, open_bundle  # noqa: E402
 from edge.artifact import load_artifact  # noqa: E402
 from edge.cell import run  # noqa: E402
 from edge.errors import ArtifactError, DigestMismatchError  # noqa: E402
-from edge.quant import pinnable, range_scale  # noqa: E402
 from edge.targets import GPU_TARGETS, TARGETS, LiteRTGpuCell, open_target  # noqa: E402
 
 from .conftest import sine_series, train_small, write_csv  # noqa: E402
@@ -60,17 +59,19 @@ def test_every_target_passes_its_gate_in_the_real_interpreter(converted, stream,
 @pytest.mark.parametrize("kind", ["gru", "esn"])
 def test_a_flat_training_series_makes_int8_targets_that_run(kind, tmp_path):
     """A sensor that never moved while the model trained (NAB's art_flatline): the input, and the
-    readout of it, are zero on every calibration step. Such a tensor gets the empty range's grid
-    (scale 1), not the quantizer's zero scale, and the target passes its gate. (Left at a zero scale,
-    LiteRT refused a GRU's target until its gates were pinned; now a graph with a zero-scale tensor
-    aborts the process inside LiteRT's allocate_tensors, which no Python code can catch.)"""
+    readout of it, are zero on every calibration step. Such a tensor gets the grid of the tensor it
+    is added into (the forecast's), on which XNNPACK still runs the ADD, not the quantizer's zero
+    scale, and the target passes its gate. (Left at a zero scale, LiteRT refused a GRU's target
+    until its gates were pinned; now a graph with a zero-scale tensor aborts the process inside
+    LiteRT's allocate_tensors, which no Python code can catch.)"""
     flat = write_csv(tmp_path / "flat.csv", np.full(600, 45.0, np.float32))
     art = load_artifact(train_small(kind, tmp_path / "model", flat))
     steady = np.full((MIN_STEPS, 1), 45.0, np.float32)
     for name in ("tflite-int8", "onnx-int8"):
         path, _ = conv.emit(art, name, tmp_path)
         assert verify(art, name, open_target(path, name, art.config), steady).passed
-    assert art.cell("int8").scales["ro_input"] == pinnable(range_scale(0.0, 0.0))
+    assert art.activation_ranges["ro_input"] == (0.0, 0.0)
+    assert art.cell("int8").scales["ro_input"] == art.cell("int8").scales["output"]
 
 
 def test_the_int8_target_of_a_pruned_gru_keeps_every_bias(tmp_path):
