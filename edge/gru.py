@@ -29,6 +29,7 @@ from .specs import GRUConfig
 # grid, 1/256 with zero point -128.)
 PARTS = ("ir", "hr", "r_pre", "iz", "hz", "z_pre", "in", "hn", "rhn", "n_pre", "hmn", "zhmn")
 N = "n"
+_ADDED_INTO = {"ir": "r_pre", "hr": "r_pre", "iz": "z_pre", "hz": "z_pre", "in": "n_pre", "rhn": "n_pre"}
 
 
 def weight_shapes(c: GRUConfig) -> dict[str, tuple[int, ...]]:
@@ -139,16 +140,15 @@ class Int8GRULayer:
             (q, scale, grid) = (wi, si, s_in) if part[0] == "i" else (wh, sh, state)
             return Int8FC.build(q[g[gate]], scale[g[gate]], grid, s[part], bias, arithmetic)
 
-        add = lambda a, b, out, sub=False: Int8Add.build(a, b, s[out] if isinstance(out, str) else out,  # noqa: E731
-                                                         arithmetic, sub)
-        mul = lambda b, out: Int8Mul.build(LOGISTIC_SCALE, LOGISTIC_ZERO, s[b], s[out], arithmetic)  # noqa: E731
-        return cls(fc(0, "ir", bi[0] + bh[0]), fc(0, "hr"), add(s["ir"], s["hr"], "r_pre"),
+        add = lambda a, b, out, sub=False: Int8Add.build(a, b, out, arithmetic, sub)  # noqa: E731
+        mul = lambda b, out: Int8Mul.build(LOGISTIC_SCALE, LOGISTIC_ZERO, b, out, arithmetic)  # noqa: E731
+        return cls(fc(0, "ir", bi[0] + bh[0]), fc(0, "hr"), add(s["ir"], s["hr"], s["r_pre"]),
                    int8_logistic_table(s["r_pre"], arithmetic),
-                   fc(1, "iz", bi[1] + bh[1]), fc(1, "hz"), add(s["iz"], s["hz"], "z_pre"),
+                   fc(1, "iz", bi[1] + bh[1]), fc(1, "hz"), add(s["iz"], s["hz"], s["z_pre"]),
                    int8_logistic_table(s["z_pre"], arithmetic),
-                   fc(2, "in", bi[2]), fc(2, "hn", bh[2]), mul("hn", "rhn"), add(s["in"], s["rhn"], "n_pre"),
+                   fc(2, "in", bi[2]), fc(2, "hn", bh[2]), mul(s["hn"], s["rhn"]), add(s["in"], s["rhn"], s["n_pre"]),
                    int8_tanh_table(s["n_pre"], arithmetic),
-                   add(state, s[N], "hmn", True), mul("hmn", "zhmn"), add(s[N], s["zhmn"], state))
+                   add(state, s[N], s["hmn"], True), mul(s["hmn"], s["zhmn"]), add(s[N], s["zhmn"], state))
 
     def __call__(self, xq: np.ndarray, hq: np.ndarray) -> np.ndarray:
         table = lambda t, v: t[(v + 128.0).astype(np.intp)]  # noqa: E731
@@ -179,10 +179,9 @@ class GRUInt8Cell(ConfigShapes):
         """`arithmetic`: "xnnpack" (LiteRT on a CPU) or "gemmlowp" (TFLite Micro), see `edge.quant`."""
         if arithmetic not in ARITHMETICS:
             raise ConfigError(f"int8 arithmetic {arithmetic!r}: choose one of {', '.join(ARITHMETICS)}")
-        into = {RO_STATE: "output", RO_INPUT: "output"}
+        into = {RO_STATE: "output", RO_INPUT: "output"}  # what each calibrated tensor is added into
         for layer in range(config.layers):
-            sums = {"ir": "r_pre", "hr": "r_pre", "iz": "z_pre", "hz": "z_pre", "in": "n_pre", "rhn": "n_pre"}
-            into.update({f"{p}_l{layer}": f"{q}_l{layer}" for p, q in sums.items()})
+            into.update({f"{p}_l{layer}": f"{q}_l{layer}" for p, q in _ADDED_INTO.items()})
             into[f"zhmn_l{layer}"] = "state"
         s = calibrated_grids(ranges, activation_names(config), into)
         layers = []
