@@ -61,9 +61,9 @@ def test_a_flat_training_series_makes_int8_targets_that_run(kind, tmp_path):
     """A sensor that never moved while the model trained (NAB's art_flatline): the input, and the
     readout of it, are zero on every calibration step. Such a tensor gets the grid of the tensor it
     is added into (the forecast's), on which XNNPACK still runs the ADD, not the quantizer's zero
-    scale, and the target passes its gate. (Left at a zero scale, LiteRT refused a GRU's target
-    until its gates were pinned; now a graph with a zero-scale tensor aborts the process inside
-    LiteRT's allocate_tensors, which no Python code can catch.)"""
+    scale, and the target passes its gate. (Left at the quantizer's scale for an empty range, about
+    4e-12, LiteRT refused a GRU's target with an error until its gates were pinned; such a graph now
+    makes LiteRT abort the process while preparing it, which no Python code can catch.)"""
     flat = write_csv(tmp_path / "flat.csv", np.full(600, 45.0, np.float32))
     art = load_artifact(train_small(kind, tmp_path / "model", flat))
     steady = np.full((MIN_STEPS, 1), 45.0, np.float32)
