@@ -145,9 +145,16 @@ class Artifact:
         """The numpy reference cell; an int8 ESN's computes in `arithmetic` (`edge.quant`: "xnnpack"
         as LiteRT on a CPU, "gemmlowp" as TFLite Micro)."""
         precision = precision or self.precision
-        if precision == "int8" and self.activation_ranges is None:
+        ranges = self.activation_ranges
+        if precision == "int8" and ranges is None:
             raise ArtifactError(f"{self.path}: this model was not quantized; train it with --int8")
-        return build_cell(self.config, self.weights, precision, self.activation_ranges, arithmetic)
+        missing = [name for name in activation_names(self.config) if name not in (ranges or {})]
+        if precision == "int8" and missing:  # e.g. an int8 GRU quantized before its gates got grids of their own
+            raise ArtifactError(f"{self.path}: quantization.activations has no range for {', '.join(missing)}, "
+                                f"which this rnnedge's int8 {self.config.kind} rounds on; its float model and the "
+                                "targets converted from it still serve; for its int8 reference or new int8 "
+                                "targets, train it again with --int8")
+        return build_cell(self.config, self.weights, precision, ranges, arithmetic)
 
 
 _CELLS = {("gru", "float32"): gru.GRUCell, ("gru", "int8"): gru.GRUInt8Cell,
@@ -290,11 +297,9 @@ def load_artifact(path: str | Path) -> Artifact:
         acts = quant.get("activations") if isinstance(quant, dict) else None
         if not isinstance(acts, dict):
             raise ArtifactError(f"{mpath}: quantization.activations must map tensor names to [lo, hi]")
-        missing = [name for name in activation_names(config) if name not in acts]
-        if missing:  # e.g. an int8 ESN quantized before its fully-connected parts got grids of their own
-            raise ArtifactError(f"{mpath}: quantization.activations has no range for {', '.join(missing)}, "
-                                f"which this rnnedge's int8 {config.kind} rounds on; train it again with --int8")
-        for name in activation_names(config):
+        # a range this rnnedge's int8 cell needs and the artifact lacks is refused where the cell is
+        # built (Artifact.cell): the artifact's float model and converted targets still serve
+        for name in acts:
             lo, hi = _floats(mpath, f"quantization.activations.{name}", acts.get(name), 2)
             if lo > hi:
                 raise ArtifactError(f"{mpath}: quantization.activations.{name} has lo {lo} > hi {hi}")

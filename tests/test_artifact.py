@@ -111,12 +111,17 @@ def test_missing_array(copy):
         load_artifact(copy)
 
 
-def test_an_int8_esn_without_the_ranges_of_its_fully_connected_outputs_is_refused(copy):
-    """An int8 ESN quantized before its fully-connected outputs got grids of their own is refused
-    with the reason, not served on grids it does not have."""
+def test_an_int8_model_without_a_range_its_int8_cell_needs_serves_float_but_no_int8_reference(copy):
+    """An int8 model quantized before some tensor got a grid of its own (an ESN's fully-connected
+    outputs, session 16; a GRU's gates, session 24) still loads, so its float model and the targets
+    converted from it (a deployed bundle) keep serving after an upgrade; its int8 reference, and with
+    it any new int8 target, is refused with the reason, not built on grids it does not have."""
     _edit_manifest(copy, lambda m: m["quantization"]["activations"].pop("fc_in"))
-    with pytest.raises(ArtifactError, match="no range for fc_in.*train it again with --int8"):
-        load_artifact(copy)
+    art = load_artifact(copy)
+    art.cell("float32").step(np.zeros((1, 2), np.float32), np.zeros((1, art.config.state_size), np.float32))
+    with pytest.raises(ArtifactError, match="no range for fc_in.*targets converted from it still serve.*"
+                                            "train it again with --int8"):
+        art.cell("int8")
 
 
 def test_a_readout_quantized_as_one_matrix_is_refused(copy):
