@@ -26,14 +26,13 @@ import numpy as np
 import edge
 from edge.artifact import Artifact, atomic_write, sha256_file
 from edge.errors import RnnEdgeError
-from edge.targets import RUNTIMES, TARGETS, open_in_runtime, open_target, target
+from edge.targets import RUNTIMES, TARGETS, TARGETS_FILE, open_in_runtime, open_target, target
 
 from . import onnx_target, tflite_target
 from .check import Facts, Violation, check, facts, violations_table
 from .profiles import Profile
 from .verify import Parity, verify
 
-TARGETS_FILE = "targets.json"
 _WRITERS = {
     "onnx": onnx_target.write_float, "onnx-int8": onnx_target.write_int8,
     "tflite": tflite_target.write_float, "tflite-fp16": tflite_target.write_fp16,

@@ -46,6 +46,7 @@ TARGETS = {t.name: t for t in (
     Target("tflite-fp16", "model.fp16.tflite", "tflite", "float16"),
     Target("tflite-int8", "model.int8.tflite", "tflite", "int8"),
 )}
+TARGETS_FILE = "targets.json"  # in a model directory: each converted target's record (converters.convert)
 
 
 def target(name: str) -> Target:

@@ -222,6 +222,28 @@ def test_a_tflite_target_is_served_in_tflite_micro_on_request(taxi_model):
     assert np.mean(got["active"] == want["active"]) >= 0.99
 
 
+def test_a_target_changed_after_convert_is_refused_before_an_interpreter_opens_it(tmp_path, taxi_model, taxi):
+    """A model directory's target is served only while it matches the sha256 `rnnedge convert`
+    recorded in targets.json: an interpreter may abort the process on a malformed model (LiteRT
+    does on a near-zero quantization scale) rather than refuse it. Without a record it is served."""
+    import shutil
+
+    from converters.convert import convert
+    from edge.artifact import load_artifact
+    from edge.errors import DigestMismatchError
+    model = shutil.copytree(taxi_model, tmp_path / "model")
+    convert(load_artifact(model), ["tflite-int8"], taxi.values[TRAIN_ROWS:TRAIN_ROWS + 2000], "taxi")
+    assert load(model, backend="litert").target == "tflite-int8"
+    path = model / "model.int8.tflite"
+    good = path.read_bytes()
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(DigestMismatchError, match="model.int8.tflite: does not match its sha256 in targets.json"):
+        load(model, backend="litert")
+    path.write_bytes(good)
+    (model / "targets.json").unlink()
+    assert load(model, backend="litert").target == "tflite-int8"
+
+
 def test_a_microcontrollers_bundle_is_served_in_tflite_micro(tmp_path, taxi_model, monkeypatch):
     """A bundle deployed for esp32-s3 (its interpreter tflite-micro) serves its target in TFLite
     Micro when no backend is asked for: the alerts the microcontroller would raise. Without
