@@ -15,15 +15,15 @@ unless `target` names tflite). Backends hold no per-stream state; the engine own
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifact import Artifact, load_artifact, sha256_file
+from .artifact import Artifact, load_artifact
 from .bundle import Bundle, open_bundle
 from .detector import Detector
-from .errors import ArtifactError, ConfigError, DigestMismatchError, MissingFileError
-from .targets import ACCELERATORS, GPU_TARGETS, TARGETS, TARGETS_FILE, open_in_runtime, open_target
+from .errors import ConfigError, DigestMismatchError, MissingFileError
+from .targets import (ACCELERATORS, GPU_TARGETS, TARGETS, TARGETS_FILE, open_in_runtime, open_target, preflight,
+                      recorded)
 
 BACKENDS = ("numpy", "onnx", "litert", "tflite-micro")
 _BACKEND = {"onnxruntime": "onnx", "litert": "litert", "tflite-micro": "tflite-micro"}  # of a cell's runtime
@@ -98,7 +98,12 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
     if backend == "numpy" or (backend and _FORMAT[backend] != t.format):
         raise ConfigError(f"target {target} is {t.format}; it cannot run on backend {backend}")
     if bundle is None:  # a bundle's files were checked against their sha256 as it was opened
-        _check_recorded(art.path, t.file)
+        vouched = recorded(art.path, target)
+        if vouched is False:
+            raise DigestMismatchError(f"{art.path / t.file}: does not match its sha256 in {TARGETS_FILE}: it "
+                                      "changed after `rnnedge convert` proved it; convert it again")
+        if vouched is None:
+            preflight(art.path, target, "tflite-micro" if backend == "tflite-micro" else None)
     interpreter = bundle.runtime.get("interpreter") if bundle is not None else None
     if backend is None and accelerator == "cpu" and interpreter == "tflite-micro" and t.format == "tflite":
         # a microcontroller's bundle: served as its kernels compute, where TFLite Micro is installed
@@ -108,21 +113,3 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
                            runtime="tflite-micro" if backend == "tflite-micro" else None, threads=threads)
     return Served(Detector(art, cell=cell), _BACKEND[cell.runtime], target, bundle, accelerator)
 
-
-def _check_recorded(model_dir: Path, file: str) -> None:
-    """Refuse a target file that no longer matches the sha256 `rnnedge convert` recorded for it: it
-    was changed after it was proved, and an interpreter can abort the process on a malformed model
-    (LiteRT does on a near-zero quantization scale) rather than refuse it. A target without a record
-    (converted before records, or by hand) is served as it is."""
-    record = model_dir / TARGETS_FILE
-    if not record.is_file():
-        return
-    try:
-        targets = json.loads(record.read_text())["targets"]
-        digest = next((t["sha256"] for t in targets.values() if t["file"] == file), None)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ArtifactError(f"{record}: not a targets record rnnedge can read ({e!r}); run `rnnedge convert` "
-                            "again") from None
-    if digest is not None and sha256_file(model_dir / file) != digest:
-        raise DigestMismatchError(f"{model_dir / file}: does not match its sha256 in {TARGETS_FILE}: it changed "
-                                  "after `rnnedge convert` proved it; convert it again")

@@ -364,3 +364,50 @@ def open_in_runtime(path: str | Path, name: str, config: ModelConfig, runtime: s
         warnings.warn(f"{path}: {name} runs on {default} here, not on {runtime}, whose int8 kernels round "
                       f"differently: {e}", stacklevel=2)
         return open_target(path, name, config, **kw)
+
+
+def recorded(model_dir: str | Path, name: str) -> bool | None:
+    """Whether target `name`'s file in a model directory still matches the sha256 `rnnedge convert`
+    recorded for it in TARGETS_FILE: True, False (changed since), or None (no record of it)."""
+    from .artifact import sha256_file
+    model_dir, file = Path(model_dir), target(name).file
+    record = model_dir / TARGETS_FILE
+    if not record.is_file():
+        return None
+    try:
+        import json
+        digest = next((t["sha256"] for t in json.loads(record.read_text())["targets"].values()
+                       if t["file"] == file), None)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ArtifactError(f"{record}: not a targets record rnnedge can read ({e!r}); run `rnnedge convert` "
+                            "again") from None
+    return None if digest is None else sha256_file(model_dir / file) == digest
+
+
+PREFLIGHT_TIMEOUT_S = 120
+
+
+def preflight(model_dir: str | Path, name: str, runtime: str | None = None) -> None:
+    """Open target `name` of a model directory in a child process first, and refuse it if its
+    interpreter kills the process preparing it (LiteRT aborts on some malformed models, a near-zero
+    quantization scale among them, past any Python exception handler). For a file no record vouches
+    for (`recorded`); about a second. An error the interpreter reports as one is left to the caller's
+    own open, which raises it."""
+    import signal
+    import subprocess
+    import sys
+    code = ("import sys\nfrom edge.artifact import load_artifact\nfrom edge.targets import open_target\n"
+            "art = load_artifact(sys.argv[1])\n"
+            "open_target(art.path / sys.argv[3], sys.argv[2], art.config, runtime=sys.argv[4] or None)\n")
+    path = Path(model_dir).resolve() / target(name).file
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path.parent), name, path.name, runtime or ""],
+                              capture_output=True, timeout=PREFLIGHT_TIMEOUT_S,
+                              cwd=str(Path(__file__).resolve().parent.parent))
+    except subprocess.TimeoutExpired:
+        raise ArtifactError(f"{path}: preparing it took over {PREFLIGHT_TIMEOUT_S} s in a child process; "
+                            "refused") from None
+    if done.returncode < 0:
+        how = signal.Signals(-done.returncode).name
+        raise ArtifactError(f"{path}: its interpreter killed the process preparing it ({how}); refused. "
+                            "Run `rnnedge convert` again to make it from the model")

@@ -240,8 +240,31 @@ def test_a_target_changed_after_convert_is_refused_before_an_interpreter_opens_i
     with pytest.raises(DigestMismatchError, match="model.int8.tflite: does not match its sha256 in targets.json"):
         load(model, backend="litert")
     path.write_bytes(good)
-    (model / "targets.json").unlink()
+    (model / "targets.json").unlink()  # no record: prepared in a child process first, then served
     assert load(model, backend="litert").target == "tflite-int8"
+
+
+def test_a_target_that_kills_its_interpreter_is_refused_not_fatal(tmp_path, taxi_model, monkeypatch):
+    """A model directory's target with no record to vouch for it is first prepared in a child
+    process: one whose interpreter aborts the process (LiteRT on a near-zero quantization scale, here
+    the readout's input part left at ai-edge-quantizer's scale for an empty range) is refused with
+    the reason, and the serving process lives on."""
+    from converters import graph, tflite_target
+    from converters.convert import emit
+    from edge.artifact import load_artifact
+    from edge.errors import ArtifactError
+
+    from .conftest import train_small, write_csv
+    flat = write_csv(tmp_path / "flat.csv", np.full(600, 45.0, np.float32))
+    model = train_small("esn", tmp_path / "model", flat)
+    pinned = graph.int8_grids
+    monkeypatch.setattr(graph, "int8_grids", lambda a: {n: s for n, s in pinned(a).items() if n != "ro_input"})
+    monkeypatch.setattr(tflite_target, "range_scale", lambda lo, hi: 0.0)  # the quantizer's scale, not 1
+    monkeypatch.setattr(tflite_target, "pinnable", lambda s: s)
+    emit(load_artifact(model), "tflite-int8", model)
+    with pytest.raises(ArtifactError, match="model.int8.tflite: its interpreter killed the process preparing "
+                                            "it \\(SIGABRT\\); refused"):
+        load(model, backend="litert")
 
 
 def test_a_microcontrollers_bundle_is_served_in_tflite_micro(tmp_path, taxi_model, monkeypatch):

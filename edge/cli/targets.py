@@ -134,7 +134,7 @@ def cmd_convert(args) -> int:
 
 def cmd_verify(args) -> int:
     from ..artifact import load_artifact
-    from ..targets import GPU_TARGETS, TARGETS, open_target
+    from ..targets import GPU_TARGETS, TARGETS, open_target, preflight, recorded
     from converters.verify import table, verify
     art = load_artifact(args.model)
     names = _target_list(args.targets, art, None)
@@ -145,6 +145,9 @@ def cmd_verify(args) -> int:
         raise RnnEdgeError(f"{art.path}: no converted targets among {names}; run `rnnedge convert` first")
     values, source = _stream(args, art)
     runtime = lambda n: args.runtime if TARGETS[n].format == "tflite" else None  # noqa: E731
+    for n in present:  # a file no record vouches for is first prepared where a crash cannot take us down
+        if not recorded(art.path, n):
+            preflight(art.path, n, runtime(n))
     results = [verify(art, n, open_target(art.path / TARGETS[n].file, n, art.config, accelerator=args.accelerator,
                                           runtime=runtime(n)), values) for n in present]
     if args.json:
