@@ -26,7 +26,7 @@ import numpy as np
 import edge
 from edge.artifact import Artifact, atomic_write, sha256_file
 from edge.errors import RnnEdgeError
-from edge.targets import RUNTIMES, TARGETS, TARGETS_FILE, open_in_runtime, open_target, target
+from edge.targets import RUNTIMES, TARGETS, TARGETS_FILE, open_in_runtime, open_target, read_record, target
 
 from . import onnx_target, tflite_target
 from .check import Facts, Violation, check, facts, violations_table
@@ -132,8 +132,3 @@ def _version(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
-
-
-def read_record(model_dir: Path) -> dict | None:
-    p = Path(model_dir) / TARGETS_FILE
-    return json.loads(p.read_text()) if p.is_file() else None

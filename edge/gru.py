@@ -58,13 +58,14 @@ def _layer(gi: np.ndarray, gh: np.ndarray, b_hh: np.ndarray, h: np.ndarray, taps
     i_r, i_z, i_n = np.split(gi, 3, axis=1)
     h_r, h_z, h_n = np.split(gh, 3, axis=1)
     ir, iz, hn = i_r + b_hh[:hidden], i_z + b_hh[hidden:2 * hidden], h_n + b_hh[2 * hidden:]
-    r, z = sigmoid(ir + h_r), sigmoid(iz + h_z)
-    rhn = r * hn
-    n = np.tanh(i_n + rhn)
+    r_pre, z_pre = ir + h_r, iz + h_z
+    rhn = sigmoid(r_pre) * hn
+    n_pre = i_n + rhn
+    n = np.tanh(n_pre)
     hmn = h - n
-    zhmn = z * hmn
+    zhmn = sigmoid(z_pre) * hmn
     if taps is not None:
-        values = (ir, h_r, ir + h_r, iz, h_z, iz + h_z, i_n, hn, rhn, i_n + rhn, hmn, zhmn)
+        values = (ir, h_r, r_pre, iz, h_z, z_pre, i_n, hn, rhn, n_pre, hmn, zhmn)
         taps.update({f"{p}_l{layer}": v for p, v in zip(PARTS, values)})
     return n + zhmn
 

@@ -112,4 +112,3 @@ def load(path: str | Path, *, backend: str | None = None, target: str | None = N
         cell = open_target(art.path / t.file, target, art.config, accelerator=accelerator,
                            runtime="tflite-micro" if backend == "tflite-micro" else None, threads=threads)
     return Served(Detector(art, cell=cell), _BACKEND[cell.runtime], target, bundle, accelerator)
-

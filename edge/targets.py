@@ -12,6 +12,7 @@ int8 inputs and outputs are (de)quantized at the boundary with the scales the fi
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .artifact import sha256_file
 from .errors import ArtifactError, MissingDependencyError
 from .specs import GRUConfig, ModelConfig
 
@@ -366,22 +368,30 @@ def open_in_runtime(path: str | Path, name: str, config: ModelConfig, runtime: s
         return open_target(path, name, config, **kw)
 
 
-def recorded(model_dir: str | Path, name: str) -> bool | None:
-    """Whether target `name`'s file in a model directory still matches the sha256 `rnnedge convert`
-    recorded for it in TARGETS_FILE: True, False (changed since), or None (no record of it)."""
-    from .artifact import sha256_file
-    model_dir, file = Path(model_dir), target(name).file
-    record = model_dir / TARGETS_FILE
+def read_record(model_dir: str | Path) -> dict | None:
+    """A model directory's TARGETS_FILE, as `rnnedge convert` wrote it, or None where there is none."""
+    record = Path(model_dir) / TARGETS_FILE
     if not record.is_file():
         return None
     try:
-        import json
-        digest = next((t["sha256"] for t in json.loads(record.read_text())["targets"].values()
+        data = json.loads(record.read_text())
+    except ValueError as e:
+        raise ArtifactError(f"{record}: not a targets record rnnedge can read ({e}); run `rnnedge convert` again") \
+            from None
+    return data
+
+
+def recorded(model_dir: str | Path, name: str) -> bool | None:
+    """Whether target `name`'s file in a model directory still matches the sha256 `rnnedge convert`
+    recorded for it in TARGETS_FILE: True, False (changed since), or None (no record of it)."""
+    file = target(name).file
+    try:
+        digest = next((t["sha256"] for t in (read_record(model_dir) or {"targets": {}})["targets"].values()
                        if t["file"] == file), None)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ArtifactError(f"{record}: not a targets record rnnedge can read ({e!r}); run `rnnedge convert` "
-                            "again") from None
-    return None if digest is None else sha256_file(model_dir / file) == digest
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ArtifactError(f"{Path(model_dir) / TARGETS_FILE}: not a targets record rnnedge can read ({e!r}); "
+                            "run `rnnedge convert` again") from None
+    return None if digest is None else sha256_file(Path(model_dir) / file) == digest
 
 
 PREFLIGHT_TIMEOUT_S = 120
@@ -396,12 +406,12 @@ def preflight(model_dir: str | Path, name: str, runtime: str | None = None) -> N
     import signal
     import subprocess
     import sys
-    code = ("import sys\nfrom edge.artifact import load_artifact\nfrom edge.targets import open_target\n"
-            "art = load_artifact(sys.argv[1])\n"
-            "open_target(art.path / sys.argv[3], sys.argv[2], art.config, runtime=sys.argv[4] or None)\n")
+    code = ("import sys\nfrom edge.artifact import load_artifact\nfrom edge.targets import TARGETS, open_target\n"
+            "art, name = load_artifact(sys.argv[1]), sys.argv[2]\n"
+            "open_target(art.path / TARGETS[name].file, name, art.config, runtime=sys.argv[3] or None)\n")
     path = Path(model_dir).resolve() / target(name).file
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(path.parent), name, path.name, runtime or ""],
+        done = subprocess.run([sys.executable, "-c", code, str(path.parent), name, runtime or ""],
                               capture_output=True, timeout=PREFLIGHT_TIMEOUT_S,
                               cwd=str(Path(__file__).resolve().parent.parent))
     except subprocess.TimeoutExpired:
