@@ -135,6 +135,38 @@ def _litert_interpreter():
     return Interpreter
 
 
+# XNNPACK creates an int8 FULLY_CONNECTED only where input scale x weight scale / output scale is under
+# 256 for every output channel. LiteRT's delegate (ai-edge-litert 2.3.0) does not check this before it
+# creates the operator, and on the failure frees memory twice: the process aborts (measured; the check
+# was proposed upstream in tensorflow/tensorflow#75702). Found from the file's scales first, it is an error.
+_XNNPACK_MAX_REQUANTIZATION = 256.0
+
+
+def _xnnpack_unfit(interpreter) -> str | None:
+    """The first int8 FULLY_CONNECTED of a LiteRT interpreter's graph that XNNPACK cannot create, named
+    with its scales, or None (also where the interpreter does not list its ops)."""
+    ops = getattr(interpreter, "_get_ops_details", None)
+    if ops is None:
+        return None
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    for op in ops():
+        if op["op_name"] != "FULLY_CONNECTED" or len(op["inputs"]) < 2 or not len(op["outputs"]):
+            continue
+        x, w, y = (tensors.get(int(i)) for i in (op["inputs"][0], op["inputs"][1], op["outputs"][0]))
+        if any(t is None or t["dtype"] != np.int8 or not len(t["quantization_parameters"]["scales"])
+               for t in (x, w, y)):
+            continue
+        s_x, s_w, s_y = (np.float32(t["quantization_parameters"]["scales"]) for t in (x, w, y))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = s_x[0] * s_w / s_y[0]  # in float32, as XNNPACK computes it
+        if not (ratio < _XNNPACK_MAX_REQUANTIZATION).all():
+            worst = float(np.nan_to_num(ratio, nan=np.inf).max())
+            return (f"its int8 FULLY_CONNECTED {y['name']!r} has input scale {float(s_x[0]):.4g} x weight scale "
+                    f"{float(s_w.max()):.4g} / output scale {float(s_y[0]):.4g} = {worst:.4g}, where XNNPACK needs "
+                    f"under {_XNNPACK_MAX_REQUANTIZATION:g}")
+    return None
+
+
 class LiteRTCell:
     """A target served by the LiteRT interpreter (XNNPACK on CPU), resized when B changes."""
 
@@ -156,6 +188,10 @@ class LiteRTCell:
         self._out = [outputs[n] for n in outs]
         # float32 tensors and one state tensor: step sets and reads the tensors directly
         self._plain = len(self._in) == 2 and all(d["dtype"] == np.float32 for d in (*self._in, *self._out))
+        unfit = _xnnpack_unfit(it)
+        if unfit:
+            raise ArtifactError(f"{path}: LiteRT cannot run it, and would abort the process preparing it: {unfit}. "
+                                "Run `rnnedge convert` again to make it from the model")
         try:
             self._resize(1)
         except RuntimeError as e:  # a kernel refused the graph (a zero scale, an op it lacks)
@@ -399,8 +435,9 @@ PREFLIGHT_TIMEOUT_S = 120
 
 def preflight(model_dir: str | Path, name: str, runtime: str | None = None) -> None:
     """Open target `name` of a model directory in a child process first, and refuse it if its
-    interpreter kills the process preparing it (LiteRT aborts on some malformed models, a near-zero
-    quantization scale among them, past any Python exception handler). For a file no record vouches
+    interpreter kills the process preparing it (LiteRT aborts on some malformed models past any
+    Python exception handler; the one known here, `_xnnpack_unfit`'s, is refused before preparing
+    in any process). For a file no record vouches
     for (`recorded`); about a second. An error the interpreter reports as one is left to the caller's
     own open, which raises it."""
     import signal

@@ -4,6 +4,7 @@ hot reload. Every wait is bounded; every process is ended by its PID."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -244,15 +245,17 @@ def test_a_target_changed_after_convert_is_refused_before_an_interpreter_opens_i
     assert load(model, backend="litert").target == "tflite-int8"
 
 
-def test_a_target_that_kills_its_interpreter_is_refused_not_fatal(tmp_path, taxi_model, monkeypatch):
-    """A model directory's target with no record to vouch for it is first prepared in a child
-    process: one whose interpreter aborts the process (LiteRT on a near-zero quantization scale, here
-    the readout's input part left at ai-edge-quantizer's scale for an empty range) is refused with
-    the reason, and the serving process lives on."""
+def test_a_target_litert_would_abort_on_is_refused_not_fatal(tmp_path, taxi_model, monkeypatch):
+    """A .tflite file whose int8 FULLY_CONNECTED XNNPACK cannot create (here the readout's input part
+    left at ai-edge-quantizer's scale for an empty range, about 4e-12: a requantization scale of 2e9,
+    where XNNPACK needs under 256) makes LiteRT abort the process preparing it. `open_target` refuses
+    it from its scales before LiteRT prepares it, naming the op and the scales; TFLite Micro, whose
+    kernels have no such limit, serves it."""
     from converters import graph, tflite_target
     from converters.convert import emit
     from edge.artifact import load_artifact
     from edge.errors import ArtifactError
+    from edge.targets import open_target
 
     from .conftest import train_small, write_csv
     flat = write_csv(tmp_path / "flat.csv", np.full(600, 45.0, np.float32))
@@ -261,10 +264,39 @@ def test_a_target_that_kills_its_interpreter_is_refused_not_fatal(tmp_path, taxi
     monkeypatch.setattr(graph, "int8_grids", lambda a: {n: s for n, s in pinned(a).items() if n != "ro_input"})
     monkeypatch.setattr(tflite_target, "range_scale", lambda lo, hi: 0.0)  # the quantizer's scale, not 1
     monkeypatch.setattr(tflite_target, "pinnable", lambda s: s)
+    art = load_artifact(model)
+    path, _ = emit(art, "tflite-int8", model)
+    with pytest.raises(ArtifactError, match="model.int8.tflite: LiteRT cannot run it, and would abort the process "
+                                            "preparing it: its int8 FULLY_CONNECTED 'ro_input' has input scale 1 x "
+                                            "weight scale .* / output scale 3.922e-12 = 2.008e\\+09, where XNNPACK "
+                                            "needs under 256"):
+        load(model, backend="litert")
+    if importlib.util.find_spec("tflite_micro") is not None:
+        open_target(path, "tflite-int8", art.config, runtime="tflite-micro")
+
+
+def test_a_target_whose_preparation_kills_the_process_is_refused_not_fatal(tmp_path, taxi_model, monkeypatch):
+    """A model directory's target with no record to vouch for it is first prepared in a child
+    process: one whose preparation kills that process (as LiteRT aborts on some malformed models,
+    past any Python handler) is refused with the signal's name, and the serving process lives on.
+    The child here is a process that aborts itself: no known model still kills LiteRT past the
+    check above."""
+    import shutil
+
+    from converters.convert import emit
+    from edge.artifact import load_artifact
+    from edge.errors import ArtifactError
+    model = shutil.copytree(taxi_model, tmp_path / "model")
     emit(load_artifact(model), "tflite-int8", model)
+    child = tmp_path / "aborts"
+    child.write_text("#!/bin/sh\nkill -ABRT $$\n")
+    child.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(child))
     with pytest.raises(ArtifactError, match="model.int8.tflite: its interpreter killed the process preparing "
                                             "it \\(SIGABRT\\); refused"):
         load(model, backend="litert")
+    monkeypatch.undo()
+    assert load(model, backend="litert").target == "tflite-int8"
 
 
 def test_a_microcontrollers_bundle_is_served_in_tflite_micro(tmp_path, taxi_model, monkeypatch):
