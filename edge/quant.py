@@ -1,10 +1,11 @@
 """Symmetric int8 quantization: per-output-channel weights, per-tensor activations.
 
-Scheme (zero point 0 everywhere but on int8 LOGISTIC's fixed output grid, 1/256 with -128): weights q = clip(rint(w / scale), -127, 127) with scales
-max|row| / 127 per output channel; activations q = clip(rint(v / scale), -128, 127), the whole
-range of an int8 tensor with zero point 0 (as TFLite's int8 tensors hold it), with scales
-max(|lo|, |hi|) / 127 from ranges calibrated on training data. The state input and output of a
-recurrent cell share one scale, so an int8 target feeds its state back without requantizing.
+Scheme (zero point 0 everywhere but on int8 LOGISTIC's fixed output grid, 1/256 with -128):
+weights q = clip(rint(w / scale), -127, 127) with scales max|row| / 127 per output channel;
+activations q = clip(rint(v / scale), -128, 127), the whole range of an int8 tensor with zero point
+0 (as TFLite's int8 tensors hold it), with scales max(|lo|, |hi|) / 127 from ranges calibrated on
+training data. The state input and output of a recurrent cell share one scale, so an int8 target
+feeds its state back without requantizing.
 """
 
 from __future__ import annotations
