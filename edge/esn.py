@@ -110,7 +110,8 @@ class ESNInt8Cell(ConfigShapes):
         if arithmetic not in ARITHMETICS:
             raise ConfigError(f"int8 arithmetic {arithmetic!r}: choose one of {', '.join(ARITHMETICS)}")
         s = calibrated_grids(ranges, ("input", "state", "output", PREACT, *PARTS),
-                             {FC_IN: PREACT, FC_REC: PREACT, RO_STATE: "output", RO_INPUT: "output"})
+                             {FC_IN: PREACT, FC_REC: PREACT, RO_STATE: "output", RO_INPUT: "output"},
+                             tanh_inputs=(PREACT,))
         a = np.float32(config.leak)
         s[TANH], s[KEEP], s[NEW] = TANH_SCALE, pinnable((1.0 - a) * s["state"]), pinnable(a * TANH_SCALE)
         fc = lambda q, scale, s_in, s_out, b=None: Int8FC.build(q, scale, s_in, s_out, b, arithmetic)  # noqa: E731

@@ -184,7 +184,8 @@ class GRUInt8Cell(ConfigShapes):
         for layer in range(config.layers):
             into.update({f"{p}_l{layer}": f"{q}_l{layer}" for p, q in _ADDED_INTO.items()})
             into[f"zhmn_l{layer}"] = "state"
-        s = calibrated_grids(ranges, activation_names(config), into)
+        s = calibrated_grids(ranges, activation_names(config), into,
+                             tanh_inputs=[f"n_pre_l{layer}" for layer in range(config.layers)])
         layers = []
         for layer in range(config.layers):
             s[f"{N}_l{layer}"] = TANH_SCALE

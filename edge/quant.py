@@ -150,20 +150,53 @@ def pinnable(scale: float) -> float:
     return float(s)
 
 
+TANH_TIE_ULPS = 4.0
+
+
+def tanh_tie_distance(scale: float) -> float:
+    """How close the int8 TANH table on input grid `scale` comes to a rounding tie: the least
+    distance, in float32 ulps, between tanh(q x scale) for an int8 q (the product in float32, as the
+    kernel forms it) and a value whose 128-fold lies half-way between two int8 outputs. A C library
+    whose tanhf errs by less than this gives the kernel's table on that grid exactly."""
+    v = (np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(scale)).astype(np.float64)
+    t = np.tanh(v)
+    tie = (np.floor(t * 128.0) + 0.5) / 128.0  # the nearest half-way point of each entry's 128-fold
+    decides = (tie * 128.0 >= QMIN_ACT + 0.5) & (tie * 128.0 <= QMAX - 0.5)  # clamping decides the rest
+    ulp = np.abs(np.spacing(tie.astype(np.float32))).astype(np.float64)
+    return float((np.abs(t - tie) / ulp)[decides].min()) if decides.any() else math.inf
+
+
+def tie_free(scale: float) -> float:
+    """The smallest pinnable scale >= `scale` whose int8 TANH table stays TANH_TIE_ULPS float32 ulps
+    from every rounding tie (`tanh_tie_distance`): LiteRT builds that table from the C library's
+    tanhf, and at a scale where an entry sits on a tie (0.007268082, input -115: tanh x 128 = 87.5 in
+    numpy's float32, 87.49999 in glibc), C libraries that round tanhf differently build different
+    tables. About 1 pinnable scale in 300-600 moves, by a relative 6e-7 typically, 2e-5 at most."""
+    s = pinnable(scale)
+    while tanh_tie_distance(s) < TANH_TIE_ULPS:
+        s = pinnable(float(np.nextafter(f32(s), np.float32(np.inf))))
+    return s
+
+
 def calibrated_grids(ranges: Mapping[str, tuple[float, float]], names: Iterable[str],
-                     added_into: Mapping[str, str]) -> dict[str, float]:
+                     added_into: Mapping[str, str], tanh_inputs: Iterable[str] = ()) -> dict[str, float]:
     """The pinnable int8 grid of each calibrated tensor in `names`. A tensor whose range is empty
     (zero on every training step: a flat series' input times its weights) fits any grid; it takes
     that of the tensor it is added into (`added_into`), as its scale over that one must lie in
     [2^-10, 2^8) for XNNPACK to run the ADD: outside it, LiteRT runs its own kernel, whose rounding
-    the reference does not write out. Any other empty range takes `range_scale`'s 1."""
+    the reference does not write out. Any other empty range takes `range_scale`'s 1. A TANH's input
+    (`tanh_inputs`) takes the next grid whose table no C library's tanhf can round otherwise
+    (`tie_free`)."""
     grids: dict[str, float] = {}
+    tanh_inputs = set(tanh_inputs)
 
     def grid(name: str) -> float:
         if name not in grids:
             lo, hi = ranges[name]
             empty = lo == 0.0 and hi == 0.0 and name in added_into
             grids[name] = grid(added_into[name]) if empty else pinnable(range_scale(lo, hi))
+            if name in tanh_inputs:
+                grids[name] = tie_free(grids[name])
         return grids[name]
     for name in names:
         grid(name)
@@ -285,7 +318,8 @@ def int8_tanh_table(in_scale: float, arithmetic: str = "xnnpack") -> np.ndarray:
     - "xnnpack" (LiteRT on a CPU): XNNPACK's table, each input value's tanh by the C library's tanhf
       in float32, times 128, rounded half to even, clamped. The C library matters: at an input whose
       tanh x 128 lies on a half in float32 (scale 0.007268082, input -115), numpy's float32 tanh rounds
-      to the other side of it than glibc's tanhf, and LiteRT follows glibc.
+      to the other side of it than glibc's tanhf, and LiteRT follows glibc. A calibrated TANH input's
+      grid avoids such scales (`tie_free`).
     - "gemmlowp" (TFLite Micro): its reference kernel, gemmlowp's fixed-point tanh
       (`_gemmlowp_activation_table`), which differs from the float table by one step on one or two inputs
       at about one input scale in 3,000.

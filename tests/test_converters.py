@@ -300,6 +300,42 @@ def test_the_fixed_point_tanh_is_not_the_float_tanh_everywhere():
         assert 1 <= differ.sum() <= 2 and np.abs(fixed - float_table)[differ].max() == 1, scale
 
 
+def test_a_tanh_inputs_grid_keeps_its_table_off_the_c_librarys_rounding_ties():
+    """LiteRT builds its int8 TANH table from the C library's tanhf, so at a grid where an entry's
+    tanh sits on a rounding tie (0.007268082: 87.5 x 1/128 in numpy's float32 tanh, just under in
+    glibc's) C libraries that round tanhf differently build different tables. The reference gives a
+    TANH's input the next grid whose entries stay 4 float32 ulps from every tie: there numpy's
+    float32 tanh and the C library's tanhf agree, at the edge scale and at 2,000 others; a tensor
+    calibrated_grids is told feeds a TANH gets such a grid, and no other does."""
+    from edge.quant import (TANH_TIE_ULPS, calibrated_grids, int8_tanh_table, pinnable, range_scale,
+                            tanh_tie_distance, tie_free)
+    numpy_table = lambda s: np.clip(np.rint(np.tanh(np.arange(-128, 128, dtype=np.float32)  # noqa: E731
+                                                    * np.float32(s)) * np.float32(128)), -128, 127)
+    edge = TANH_EDGE_SCALES[0]
+    assert tanh_tie_distance(edge) < 1 and tie_free(edge) > edge and tie_free(edge) / edge - 1 < 1e-6
+    assert tanh_tie_distance(tie_free(edge)) >= TANH_TIE_ULPS
+    np.testing.assert_array_equal(numpy_table(tie_free(edge)), int8_tanh_table(tie_free(edge)))
+    rng = np.random.default_rng(5)
+    moved = 0
+    for scale in np.exp(rng.uniform(np.log(1e-3), np.log(0.5), 2000)).tolist():
+        free = tie_free(scale)
+        moved += free != pinnable(scale)
+        np.testing.assert_array_equal(numpy_table(free), int8_tanh_table(free), err_msg=f"scale {scale}")
+    assert 1 <= moved <= 40  # about 1 scale in 300-600 moves
+    lo, hi = -edge * 127.0, edge * 127.0
+    grids = calibrated_grids({"preact": (lo, hi), "other": (lo, hi)}, ["preact", "other"], {}, ["preact"])
+    assert grids == {"preact": tie_free(pinnable(range_scale(lo, hi))), "other": pinnable(range_scale(lo, hi))}
+
+
+def test_a_calibrated_cells_tanh_inputs_lie_on_tie_free_grids(small_model):
+    from edge.esn import PREACT
+    from edge.quant import TANH_TIE_ULPS, tanh_tie_distance
+    config = small_model.config
+    names = [PREACT] if config.kind == "esn" else [f"n_pre_l{k}" for k in range(config.layers)]
+    scales = small_model.cell("int8").scales
+    assert all(tanh_tie_distance(scales[n]) >= TANH_TIE_ULPS for n in names)
+
+
 def test_the_onnx_int8_target_steps_near_its_reference(converted, stream):
     """Pinned on the same grids, the ONNX target rounds where the reference does, but ONNX
     Runtime's int8 ADD (and a GRU's MUL, SUB and sigmoid) has a fixed point of its own, now and then
