@@ -150,6 +150,12 @@ def pinnable(scale: float) -> float:
     return float(s)
 
 
+def _table_inputs(scale: float) -> np.ndarray:
+    """Every int8 input's value on grid `scale`, q x scale in float32, as an activation kernel forms
+    it to fill its 256-entry table."""
+    return np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(scale)
+
+
 TANH_TIE_ULPS = 4.0
 
 
@@ -158,8 +164,7 @@ def tanh_tie_distance(scale: float) -> float:
     distance, in float32 ulps, between tanh(q x scale) for an int8 q (the product in float32, as the
     kernel forms it) and a value whose 128-fold lies half-way between two int8 outputs. A C library
     whose tanhf errs by less than this gives the kernel's table on that grid exactly."""
-    v = (np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(scale)).astype(np.float64)
-    t = np.tanh(v)
+    t = np.tanh(_table_inputs(scale).astype(np.float64))
     tie = (np.floor(t * 128.0) + 0.5) / 128.0  # the nearest half-way point of each entry's 128-fold
     decides = (tie * 128.0 >= QMIN_ACT + 0.5) & (tie * 128.0 <= QMAX - 0.5)  # clamping decides the rest
     ulp = np.abs(np.spacing(tie.astype(np.float32))).astype(np.float64)
@@ -326,7 +331,7 @@ def int8_tanh_table(in_scale: float, arithmetic: str = "xnnpack") -> np.ndarray:
     Both tested against the interpreters at 1,000 input scales (tests/test_converters.py)."""
     if arithmetic == "gemmlowp":
         return _gemmlowp_activation_table(in_scale, "tanh")
-    x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(in_scale)
+    x = _table_inputs(in_scale)
     return np.clip(np.rint(_tanhf(x) * np.float32(1.0 / TANH_SCALE)), QMIN_ACT, QMAX).astype(np.float32)
 
 
@@ -341,7 +346,7 @@ def int8_logistic_table(in_scale: float, arithmetic: str = "xnnpack") -> np.ndar
     Tested against the interpreters (tests/test_converters.py)."""
     if arithmetic == "gemmlowp":
         return _gemmlowp_activation_table(in_scale, "logistic")
-    x = np.arange(QMIN_ACT, QMAX + 1, dtype=np.float32) * f32(in_scale)
+    x = _table_inputs(in_scale)
     y = np.array([1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v)) for v in x.tolist()],
                  np.float32)
     return np.clip(np.rint(y * np.float32(1.0 / LOGISTIC_SCALE)) + LOGISTIC_ZERO, QMIN_ACT, QMAX).astype(np.float32)

@@ -410,11 +410,10 @@ def read_record(model_dir: str | Path) -> dict | None:
     if not record.is_file():
         return None
     try:
-        data = json.loads(record.read_text())
+        return json.loads(record.read_text())
     except ValueError as e:
         raise ArtifactError(f"{record}: not a targets record rnnedge can read ({e}); run `rnnedge convert` again") \
             from None
-    return data
 
 
 def recorded(model_dir: str | Path, name: str) -> bool | None:
@@ -437,9 +436,8 @@ def preflight(model_dir: str | Path, name: str, runtime: str | None = None) -> N
     """Open target `name` of a model directory in a child process first, and refuse it if its
     interpreter kills the process preparing it (LiteRT aborts on some malformed models past any
     Python exception handler; the one known here, `_xnnpack_unfit`'s, is refused before preparing
-    in any process). For a file no record vouches
-    for (`recorded`); about a second. An error the interpreter reports as one is left to the caller's
-    own open, which raises it."""
+    in any process). For a file no record vouches for (`recorded`); about a second. An error the
+    interpreter reports as one is left to the caller's own open, which raises it."""
     import signal
     import subprocess
     import sys

@@ -1,6 +1,7 @@
 """Post-training int8 quantization: per-output-channel symmetric weights, and activation ranges
-(input, state, output and every tensor of the step graph the int8 cell rounds on: `activation_names`)
-calibrated by stepping the float reference over the whole fit part, with a representative set of (x, state) pairs stored for converters' full-integer targets.
+(input, state, output and every tensor of the step graph the int8 cell rounds on:
+`activation_names`) calibrated by stepping the float reference over the whole fit part, with a
+representative set of (x, state) pairs stored for converters' full-integer targets.
 
 Ranges are the min and max over every step of the run, not a moving average of per-sample ranges
 (which comes out far too narrow on single samples). The tensors that grow with the input (an ESN's
