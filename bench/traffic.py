@@ -13,7 +13,7 @@ only real labelled multivariate series bundled here.
 Each detector runs as `rnnedge evaluate csv FILE --label-column anomaly` does: one model per file,
 trained on the first fifth of its rows, the rest scored online through the runtime's detector;
 alerts are the alert machine's active state. "joint" is one model over both channels; "per
-channel" is one model per channel (each on the same rows and labels) with an alert where either
+channel" is one model per channel (`--columns occupancy`, then speed) with an alert where either
 channel's is active, the univariate baseline a joint model has to beat. Metrics are pooled over
 the two files: point-wise (no point adjustment; NAB's windows are wide, so point-wise recall is low
 by construction), event-wise recall and the mean delay from an event's first row to its first
@@ -67,16 +67,6 @@ def join(sensor: str, dest: Path) -> Path:
     return path
 
 
-def one_channel(path: Path, channel: str, dest: Path) -> Path:
-    out = dest / f"{path.stem}_{channel}.csv"
-    with open(path) as f, open(out, "w") as g:
-        for r in csv.DictReader(f):
-            if g.tell() == 0:
-                g.write(f"timestamp,{channel},anomaly\n")
-            g.write(f"{r['timestamp']},{r[channel]},{r['anomaly']}\n")
-    return out
-
-
 def alerts(result: Path) -> tuple[np.ndarray, np.ndarray]:
     a = np.loadtxt(result, delimiter=",", skiprows=1, usecols=(2, 3), dtype=np.int64)
     return a[:, 0].astype(bool), a[:, 1].astype(bool)
@@ -91,10 +81,9 @@ def run(files: list[Path], cfg: TrainConfig, tmp: Path, per_channel: bool) -> Co
     for f in files:
         active = label = None
         for ch in CHANNELS:
-            single = one_channel(f, ch, tmp)
-            out = tmp / f"out_{single.stem}"
-            evaluate_csv([single], "anomaly", replace(cfg, model=replace(cfg.model, input_size=1)), out=out)
-            a, label = alerts(out / single.name)
+            out = tmp / f"{f.stem}_{ch}"
+            evaluate_csv([f], "anomaly", cfg, out=out, columns=[ch])
+            a, label = alerts(out / f.name)
             active = a if active is None else active | a
         total += count(active, label)
     return total

@@ -201,8 +201,8 @@ class Detector:
         on one-element arrays.
         Equal to `step` up to the last bit of exp/log1p, and the two paths to each other exactly
         (tested)."""
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
+        if x.dtype != np.float32 or not x.flags.c_contiguous:  # the C extension reads x as float32[D]
+            x = np.ascontiguousarray(x, np.float32)
         if t is None:
             self._timestamps(t)
         if self._compiled is None:
@@ -285,7 +285,7 @@ class Detector:
     def run(self, values: np.ndarray, timestamps: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Score one recorded stream values float[T, D] (timestamps float[T], epoch seconds) sample by
         sample, as the runtime would."""
-        values = np.asarray(values, np.float32)
+        values = np.ascontiguousarray(values, np.float32)
         if values.ndim != 2 or values.shape[1] != self.cell.input_size:
             raise DataError(f"Detector.run needs values float[T, {self.cell.input_size}] "
                             f"({', '.join(self.artifact.features)}), got shape {list(values.shape)}")

@@ -51,3 +51,36 @@ def test_evaluate_csv_cli(tmp_path, capsys):
     assert out[0] == "time,score,alert,label" and len(out) == 1 + 900
     assert main(["evaluate", "csv", str(files[0]), "--label-column", "missing"]) == 1
     assert "no column(s) ['missing']" in capsys.readouterr().err
+
+
+def test_evaluate_csv_reads_values_and_labels_as_one_table(tmp_path, capsys):
+    """Values and labels are read in one pass with the CSV options of `train`: a row dropped for a
+    missing cell takes its label with it; --columns picks value columns; each file gets a model of
+    its own width; a label other than 0 or 1 is refused with its row's timestamp."""
+    from edge.cli import main
+    lines = _labelled(tmp_path / "m.csv", 1).read_text().splitlines()
+    gap = lines.copy()
+    gap[800] = ",".join(["" if j == 2 else c for j, c in enumerate(gap[800].split(","))])  # column b, row 799
+    (tmp_path / "gap.csv").write_text("\n".join(gap) + "\n")
+    (tmp_path / "cut.csv").write_text("\n".join(lines[:800] + lines[801:]) + "\n")
+    (tmp_path / "narrow.csv").write_text("\n".join(line.split(",", 1)[0] + "," + line.split(",", 2)[2]
+                                                   for line in lines) + "\n")  # time,b,c,anomaly
+    bad = lines.copy()
+    bad[900] = bad[900].rsplit(",", 1)[0] + ",2"
+    (tmp_path / "bad.csv").write_text("\n".join(bad) + "\n")
+
+    def evaluate(*args):
+        code = main(["evaluate", "csv", *args, "--label-column", "anomaly", "--train-rows", "600", "--json"])
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if code == 0 else err
+
+    code, err = evaluate(str(tmp_path / "gap.csv"))
+    assert code == 1 and "line 801: column 'b' is missing" in err and "--on-missing ffill|drop" in err
+    code, dropped = evaluate(str(tmp_path / "gap.csv"), "--on-missing", "drop")
+    assert code == 0 and evaluate(str(tmp_path / "cut.csv"))[1]["pooled"] == dropped["pooled"]
+    code, doc = evaluate(str(tmp_path / "m.csv"), str(tmp_path / "narrow.csv"))  # 3 and 2 value columns
+    assert code == 0 and doc["pooled"]["events"] == 4
+    code, picked = evaluate(str(tmp_path / "m.csv"), "--columns", "b,c")
+    assert code == 0 and picked["pooled"] == doc["files"][str(tmp_path / "narrow.csv")]
+    code, err = evaluate(str(tmp_path / "bad.csv"))
+    assert code == 1 and "column 'anomaly' holds 2 at 2024-01-01T14:59:00+00:00 (1 such rows)" in err

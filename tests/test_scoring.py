@@ -109,6 +109,27 @@ def use_row_path(det, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ROW_PATHS)
+def test_detector_takes_any_layout_of_its_input(small_model, path):
+    """A column slice of a wider table (strided rows) or a float64 Fortran-ordered array scores as
+    the float32 C-ordered one does, in run and in step_row: the C extension reads contiguous float32."""
+    from edge.detector import Detector
+
+    from .conftest import clock, sine_series
+    det = Detector(small_model)
+    use_row_path(det, path)
+    values = sine_series(200, small_model.config.input_size, seed=3)
+    ts = clock(len(values))
+    ref = det.run(values, ts)
+    wide = np.repeat(values, 2, axis=1)[:, ::2]  # every row strided
+    assert not wide[0].flags.c_contiguous
+    for other in (wide, np.asfortranarray(values, np.float64)):
+        np.testing.assert_array_equal(det.run(other, ts)["score"], ref["score"])
+    st = det.init(1)
+    scores = [det.step_row(st, 0, wide[t], ts[t]).score for t in range(len(values))]
+    np.testing.assert_array_equal(scores, ref["score"])
+
+
+@pytest.mark.parametrize("path", ROW_PATHS)
 @pytest.mark.parametrize("margin", [0.0, 0.05])
 def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, path):
     """Detector.run steps one stream through step_row (Python floats, or the C extension);

@@ -22,7 +22,8 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -214,25 +215,50 @@ def count(alert: np.ndarray, label: np.ndarray) -> Counts:
                   int((~alert & ~label).sum()), events, detected, delay)
 
 
+def read_labelled(path: str | Path, label_column: str, **read) -> tuple[Series, np.ndarray]:
+    """One file's value columns and its labels (bool), read in one pass so that a row dropped for a
+    missing cell (`on_missing="drop"`) leaves both. `read`: `read_csv`'s options; its `columns`
+    name the value columns only. A label other than 0 or 1 is refused with its row's timestamp."""
+    cols = read.pop("columns", None)
+    s = read_csv(path, columns=None if cols is None else [*cols, label_column], **read)
+    if label_column not in s.columns:
+        raise DataError(f"{path}: no column(s) [{label_column!r}]; columns are {[s.time_column, *s.columns]}")
+    j = s.columns.index(label_column)
+    label = s.values[:, j]
+    bad = np.flatnonzero((label != 0) & (label != 1))
+    if bad.size:
+        raise DataError(f"{path}: column {label_column!r} holds {label[bad[0]]:g} at {_iso(s.timestamps[bad[0]])} "
+                        f"({bad.size} such rows); labels must be 0 (normal) or 1 (anomalous)")
+    if len(s.columns) == 1:
+        raise DataError(f"{path}: no value columns besides the label column {label_column!r}")
+    keep = [i for i in range(len(s.columns)) if i != j]
+    return replace(s, values=s.values[:, keep], columns=[s.columns[i] for i in keep]), label == 1
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
 def evaluate_csv(files: list[str | Path], label_column: str, cfg: TrainConfig, *, train_rows: int | None = None,
-                 out: str | Path | None = None, timestamp_column: str | None = None,
-                 base: str | Path | None = None) -> tuple[dict[str, Counts], Counts]:
+                 out: str | Path | None = None, base: str | Path | None = None,
+                 **read) -> tuple[dict[str, Counts], Counts]:
     """Per file: train on the first `train_rows` rows (default: a fifth, at least 100), then score
     the rest online through the runtime's detector; alerts are the alert machine's active state.
-    With `out`, writes <out>/<file's path relative to `base` (default: the files' common folder)>
-    with the file's timestamp column (ISO 8601), score, alert, label."""
-    from datetime import datetime, timezone
+    Each file's model takes that file's value columns (`cfg.model.input_size` is set per file).
+    `read`: `read_csv`'s options (`read_labelled`). With `out`, writes <out>/<file's path relative
+    to `base` (default: the files' common folder)> with the file's timestamp column (ISO 8601),
+    score, alert, label."""
     per: dict[str, Counts] = {}
     base = Path(base) if base else Path(os.path.commonpath([Path(f).resolve().parent for f in files]))
     with tempfile.TemporaryDirectory(prefix="rnnedge-eval-") as tmp:
         for f in progress([Path(f) for f in files], "files"):
-            series = read_csv(f, timestamp_column=timestamp_column, exclude=(label_column,))
-            labels = read_csv(f, timestamp_column=timestamp_column, columns=[label_column]).values[:, 0] != 0
+            series, labels = read_labelled(f, label_column, **read)
             n = len(series.values)
             k = train_rows if train_rows is not None else max(100, n // 5)
             if not 100 <= k < n:
                 raise DataError(f"{f}: training on {k} of {n} rows leaves nothing to score or too little to learn")
-            art = load_artifact(train(series.head(k), cfg, Path(tmp) / f"m{len(per)}"))
+            file_cfg = replace(cfg, model=replace(cfg.model, input_size=series.values.shape[1]))
+            art = load_artifact(train(series.head(k), file_cfg, Path(tmp) / f"m{len(per)}"))
             run = Detector(art).run(series.values, series.timestamps)
             per[str(f)] = count(run["active"][k:], labels[k:])
             if out is not None:
@@ -242,7 +268,7 @@ def evaluate_csv(files: list[str | Path], label_column: str, cfg: TrainConfig, *
                 with open(dest, "w") as fh:
                     fh.write(f"{series.time_column},score,alert,label\n")
                     for t in range(k, n):
-                        ts = datetime.fromtimestamp(series.timestamps[t], timezone.utc).isoformat()
-                        fh.write(f"{ts},{run['score'][t]:.9f},{int(run['active'][t])},{int(labels[t])}\n")
+                        fh.write(f"{_iso(series.timestamps[t])},{run['score'][t]:.9f},{int(run['active'][t])},"
+                                 f"{int(labels[t])}\n")
     pooled = sum(per.values(), Counts())
     return per, pooled

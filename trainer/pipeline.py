@@ -65,7 +65,7 @@ VERIFY_ROWS = 3000
 def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
     """Train on `series` and write the artifact directory `out`; returns its path."""
     t0 = time.perf_counter()
-    values = series.values
+    values = np.ascontiguousarray(series.values, np.float32)  # the same numbers from any layout of the rows
     n = len(values)
     n_fit = split_rows(n, cfg.val_fraction)
     d = values.shape[1]

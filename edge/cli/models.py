@@ -129,10 +129,10 @@ def cmd_evaluate_csv(args) -> int:
     from ..report import text_table
     _need_torch(args.kind)
     from trainer.evaluate import evaluate_csv
-    from ..data import read_csv
-    first = read_csv(args.files[0], timestamp_column=args.timestamp_column, exclude=(args.label_column,))
-    per, pooled = evaluate_csv(args.files, args.label_column, _train_config(args, first.values.shape[1]),
-                               train_rows=args.train_rows, out=args.out, timestamp_column=args.timestamp_column)
+    per, pooled = evaluate_csv(args.files, args.label_column, _train_config(args, 1),  # input size: per file
+                               train_rows=args.train_rows, out=args.out, timestamp_column=args.timestamp_column,
+                               columns=args.columns.split(",") if args.columns else None, sep=args.sep,
+                               on_missing=args.on_missing, on_unordered=args.on_unordered)
     if args.json:
         print(json.dumps({"files": {f: c.metrics() for f, c in per.items()}, "pooled": pooled.metrics()}, indent=2))
         return 0

@@ -285,11 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
                       epilog=_examples("rnnedge evaluate csv plant/*.csv --label-column anomaly --train-rows 2000",
                                        "rnnedge evaluate csv a.csv b.csv --label-column label -o results/"))
     q.add_argument("files", nargs="+", help="CSV files with a timestamp, value columns and a 0/1 label column")
-    q.add_argument("--label-column", required=True, metavar="C", help="the label column (non-zero: anomalous)")
+    q.add_argument("--label-column", required=True, metavar="C", help="the label column (1: anomalous, 0: normal)")
     q.add_argument("--train-rows", type=int, metavar="N", help="rows to train on (default: a fifth, at least 100)")
-    q.add_argument("--timestamp-column", metavar="NAME", help="timestamp column (default: detected)")
     q.add_argument("-o", "--out", metavar="DIR", help="per-row results, mirroring the input paths")
     q.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _csv_args(q)
     _model_args(q)
     q.set_defaults(func=cmd_evaluate_csv)
 
