@@ -97,7 +97,8 @@ def main() -> None:
     g = GRUTrainConfig(epochs=60, patience=8)
     runs = [(f"ESN 200 {p}, reservoir seed {k}", TrainConfig(model=replace(esn, seed=k), int8=p == "int8"))
             for p in ("int8", "float32") for k in SEEDS]
-    runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)), ("GRU H=32 int8", TrainConfig(model=gru, gru=g, int8=True))]
+    runs += [("GRU H=32 float32", TrainConfig(model=gru, gru=g)),
+             ("GRU H=32 int8", TrainConfig(model=gru, gru=g, int8=True))]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(args.out or tmp)
