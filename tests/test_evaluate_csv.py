@@ -84,3 +84,24 @@ def test_evaluate_csv_reads_values_and_labels_as_one_table(tmp_path, capsys):
     assert code == 0 and picked["pooled"] == doc["files"][str(tmp_path / "narrow.csv")]
     code, err = evaluate(str(tmp_path / "bad.csv"))
     assert code == 1 and "column 'anomaly' holds 2 at 2024-01-01T14:59:00+00:00 (1 such rows)" in err
+
+
+def test_evaluate_csv_through_the_int8_target_counts_what_the_reference_counts(tmp_path, capsys, monkeypatch):
+    """--backend scores each file through its model's converted full-integer target, as a device
+    runs it. The int8 ESN's reference computes that target's numbers in LiteRT's arithmetic
+    (XNNPACK) or TFLite Micro's (gemmlowp), so every count is the reference's in that arithmetic."""
+    import trainer.evaluate as ev
+    from edge.cli import main
+    from edge.detector import Detector
+    f = _labelled(tmp_path / "m.csv", 2)
+
+    def evaluate(backend):
+        assert main(["evaluate", "csv", str(f), "--label-column", "anomaly", "--train-rows", "600", "--int8",
+                     "--backend", backend, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["pooled"]
+
+    counts = {b: evaluate(b) for b in ("numpy", "tflite", "tflite-micro")}
+    assert counts["tflite"] == counts["numpy"] and counts["numpy"]["detected"] == 2
+    assert counts["tflite-micro"] != counts["numpy"]  # the two arithmetics part on this file
+    monkeypatch.setattr(ev, "_served", lambda art, backend: Detector(art, cell=art.cell(arithmetic="gemmlowp")))
+    assert evaluate("numpy") == counts["tflite-micro"]

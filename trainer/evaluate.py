@@ -62,6 +62,11 @@ def detector_name(cfg: TrainConfig, backend: str) -> str:
     return name if backend == "numpy" else f"{name}_{'tflm' if backend == 'tflite-micro' else backend}"
 
 
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise DataError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
 def _served(art, backend: str) -> Detector:
     if backend == "numpy":
         return Detector(art)
@@ -97,8 +102,7 @@ def evaluate_nab(root: str | Path, cfg: TrainConfig, out: str | Path, *, backend
                  only: list[str] | None = None, keep_models: bool = False, plots: list[str] = ()) -> NabReport:
     """Every file of the NAB folder `root` (or those whose name contains one of `only`); a PNG
     under <out>/plots/ for each file whose name contains one of `plots`."""
-    if backend not in BACKENDS:
-        raise DataError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    _check_backend(backend)
     t0 = time.perf_counter()
     corpus = nab.Corpus.load(root)
     names = [n for n in corpus.names if not only or any(o in n for o in only)]
@@ -240,14 +244,15 @@ def _iso(ts: float) -> str:
 
 
 def evaluate_csv(files: list[str | Path], label_column: str, cfg: TrainConfig, *, train_rows: int | None = None,
-                 out: str | Path | None = None, base: str | Path | None = None,
+                 out: str | Path | None = None, base: str | Path | None = None, backend: str = "numpy",
                  **read) -> tuple[dict[str, Counts], Counts]:
     """Per file: train on the first `train_rows` rows (default: a fifth, at least 100), then score
     the rest online through the runtime's detector; alerts are the alert machine's active state.
     Each file's model takes that file's value columns (`cfg.model.input_size` is set per file).
-    `read`: `read_csv`'s options (`read_labelled`). With `out`, writes <out>/<file's path relative
+    `backend` as `evaluate_nab`'s. `read`: `read_csv`'s options (`read_labelled`). With `out`, writes <out>/<file's path relative
     to `base` (default: the files' common folder)> with the file's timestamp column (ISO 8601),
     score, alert, label."""
+    _check_backend(backend)
     per: dict[str, Counts] = {}
     base = Path(base) if base else Path(os.path.commonpath([Path(f).resolve().parent for f in files]))
     with tempfile.TemporaryDirectory(prefix="rnnedge-eval-") as tmp:
@@ -259,7 +264,7 @@ def evaluate_csv(files: list[str | Path], label_column: str, cfg: TrainConfig, *
                 raise DataError(f"{f}: training on {k} of {n} rows leaves nothing to score or too little to learn")
             file_cfg = replace(cfg, model=replace(cfg.model, input_size=series.values.shape[1]))
             art = load_artifact(train(series.head(k), file_cfg, Path(tmp) / f"m{len(per)}"))
-            run = Detector(art).run(series.values, series.timestamps)
+            run = _served(art, backend).run(series.values, series.timestamps)
             per[str(f)] = count(run["active"][k:], labels[k:])
             if out is not None:
                 rel = f.resolve().relative_to(base.resolve())

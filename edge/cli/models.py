@@ -128,9 +128,12 @@ def cmd_detect(args) -> int:
 def cmd_evaluate_csv(args) -> int:
     from ..report import text_table
     _need_torch(args.kind)
+    if args.backend != "numpy":
+        _host(f"evaluate --backend {args.backend}")
     from trainer.evaluate import evaluate_csv
     per, pooled = evaluate_csv(args.files, args.label_column, _train_config(args, 1),  # input size: per file
-                               train_rows=args.train_rows, out=args.out, timestamp_column=args.timestamp_column,
+                               train_rows=args.train_rows, out=args.out, backend=args.backend,
+                               timestamp_column=args.timestamp_column,
                                columns=args.columns.split(",") if args.columns else None, sep=args.sep,
                                on_missing=args.on_missing, on_unordered=args.on_unordered)
     if args.json:

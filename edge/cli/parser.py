@@ -30,6 +30,12 @@ def _csv_args(p: argparse.ArgumentParser) -> None:
                    help="repeated or backward timestamps: refuse, or keep file order (default: error)")
 
 
+def _backend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("numpy", "onnx", "tflite", "tflite-micro"), default="numpy",
+                   help="score through this backend's target (default: the numpy reference); tflite-micro: "
+                        "the TFLite target in TFLite Micro's interpreter, as a microcontroller runs it")
+
+
 def _verify_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="CSV", help="stream to verify on (default: the rows stored at training)")
     _csv_args(p)
@@ -267,9 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "rnnedge evaluate nab --data data/nab --files nyc_taxi,art_daily -o results/"))
     q.add_argument("--data", required=True, metavar="DIR", help="the NAB folder (data/, combined_windows.json)")
     q.add_argument("-o", "--out", required=True, help="results folder")
-    q.add_argument("--backend", choices=("numpy", "onnx", "tflite", "tflite-micro"), default="numpy",
-                   help="score through this backend's target (default: the numpy reference); tflite-micro: "
-                        "the TFLite target in TFLite Micro's interpreter, as a microcontroller runs it")
+    _backend_arg(q)
     q.add_argument("--files", metavar="A,B", help="only files whose name contains one of these")
     q.add_argument("--per-file", action="store_true", help="also print the per-file table")
     q.add_argument("--keep-models", action="store_true", help="keep each file's model under OUT/models/")
@@ -283,12 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
                                   "label column: point-wise precision, recall, F1 and false-alarm rate (no point "
                                   "adjustment), event-wise recall and detection delay; per file and pooled.",
                       epilog=_examples("rnnedge evaluate csv plant/*.csv --label-column anomaly --train-rows 2000",
-                                       "rnnedge evaluate csv a.csv b.csv --label-column label -o results/"))
+                                       "rnnedge evaluate csv a.csv b.csv --label-column label -o results/",
+                                       "rnnedge evaluate csv plant/*.csv --label-column anomaly --int8 --backend tflite"))
     q.add_argument("files", nargs="+", help="CSV files with a timestamp, value columns and a 0/1 label column")
     q.add_argument("--label-column", required=True, metavar="C", help="the label column (1: anomalous, 0: normal)")
     q.add_argument("--train-rows", type=int, metavar="N", help="rows to train on (default: a fifth, at least 100)")
     q.add_argument("-o", "--out", metavar="DIR", help="per-row results, mirroring the input paths")
     q.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _backend_arg(q)
     _csv_args(q)
     _model_args(q)
     q.set_defaults(func=cmd_evaluate_csv)
