@@ -54,11 +54,14 @@ def describe(art: Artifact) -> str:
             err.append(f"int8 {metrics['int8_rmse']:.4f}")
         lines.append(f"  forecast    held-out RMSE (normalised): {', '.join(err)} "
                      f"on {metrics['heldout_rows']} rows; fit on {metrics['fit_rows']}")
-        if "esn" in metrics:
-            lines.append(f"  readout     ridge {metrics['esn']['ridge']:.0e} chosen on the held-out tail")
-        if "lsm" in metrics:
-            lines.append(f"  readout     ridge {metrics['lsm']['ridge']:.0e} on spike traces; "
-                         f"{100 * metrics['lsm']['rate']:.1f}% of neurons spike per step")
+        for kind in ("esn", "lsm"):
+            if kind in metrics:
+                r = metrics[kind]
+                toward = f" toward the {'last value' if r['toward'] == 'persistence' else 'mean'}" \
+                    if "toward" in r else ""  # older artifacts shrank toward the mean only
+                on = " on spike traces" if kind == "lsm" else ""
+                rate = f"; {100 * r['rate']:.1f}% of neurons spike per step" if kind == "lsm" else ""
+                lines.append(f"  readout     ridge {r['ridge']:.0e}{toward}{on}, chosen on the held-out tail{rate}")
         if "gru" in metrics:
             g = metrics["gru"]
             on = f" on {g['device']}" if "device" in g else ""  # older artifacts do not record it

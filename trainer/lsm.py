@@ -9,7 +9,7 @@ import numpy as np
 from edge.lsm import LSMCell, make_reservoir
 from edge.specs import LSMConfig
 
-from .esn import RIDGE_GRID, features, solve_ridge
+from .esn import features, fit_ridge_readout
 
 
 def delta_thresholds(z: np.ndarray) -> np.ndarray:
@@ -32,8 +32,9 @@ def traces(cell: LSMCell, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_lsm(config: LSMConfig, z: np.ndarray, n_fit: int, washout: int) -> tuple[dict[str, np.ndarray], dict]:
-    """Fit on z[:n_fit]; choose the ridge by one-step MSE on z[n_fit:]. Returns weights and a report
-    {"ridge", "val_mse", "grid", "rate"} with `rate` the mean fraction of neurons spiking per step."""
+    """Fit on z[:n_fit]; choose the ridge and what it shrinks toward by one-step MSE on z[n_fit:]
+    (`trainer.esn.fit_ridge_readout`). Returns weights and that report with "rate", the mean
+    fraction of neurons spiking per step."""
     weights = make_reservoir(config)
     weights["delta"] = delta_thresholds(z[:n_fit])
     d, units = config.input_size, config.units
@@ -44,11 +45,7 @@ def fit_lsm(config: LSMConfig, z: np.ndarray, n_fit: int, washout: int) -> tuple
     target = z[1:].astype(np.float64)
     start = min(washout, max(0, n_fit - 2 - units // 4))
     fit, val = slice(start, n_fit - 1), slice(n_fit - 1, len(z) - 1)
-    gram, cross = phi[fit].T @ phi[fit], phi[fit].T @ target[fit]
-    grid = [float(np.mean((phi[val] @ solve_ridge(gram, cross, r).T - target[val]) ** 2)) for r in RIDGE_GRID]
-    best = int(np.argmin(grid))
-    w = solve_ridge(gram, cross, RIDGE_GRID[best])
+    w, report = fit_ridge_readout(phi, target, fit, val, slice(units, units + d))
     weights["readout.weight"] = w[:, :-1].astype(np.float32)
     weights["readout.bias"] = w[:, -1].astype(np.float32)
-    return weights, {"ridge": RIDGE_GRID[best], "val_mse": grid[best], "grid": grid,
-                     "rate": float(spikes[:n_fit].mean() / units)}
+    return weights, {**report, "rate": float(spikes[:n_fit].mean() / units)}
