@@ -88,12 +88,13 @@ def test_esn_beats_persistence_on_nab(tmp_path):
     assert grid[m["esn"]["toward"]][f"{m['esn']['ridge']:.0e}"] == pytest.approx(m["esn"]["val_mse"])
 
 
-@pytest.mark.parametrize("kind", ["esn", "lsm"])
-def test_a_reservoir_over_many_channels_forecasts_no_worse_than_persistence(kind, tmp_path):
-    """Sixteen slow, clean sines from 800 rows: a readout shrunk toward the mean (the forecast
-    toward 0) forecast 7 times worse than repeating the last value (0.379 against 0.051 RMSE; 4
-    channels: 0.15 against 0.064). Shrunk toward persistence where the held-out tail says so, it is
-    no worse; one channel keeps what it had."""
+@pytest.mark.parametrize("kind", ["esn", "lsm", "gru"])
+def test_a_forecaster_over_many_channels_is_no_worse_than_persistence(kind, tmp_path):
+    """Sixteen slow, clean sines from 800 rows. A reservoir's readout shrunk toward the mean (the
+    forecast toward 0) forecast 7 times worse than repeating the last value (0.379 against 0.051
+    RMSE), a GRU trained from torch's random readout 11 times (0.58). Shrunk toward persistence
+    where the held-out tail says so, or trained from it, they are no worse; one channel keeps what
+    it had."""
     from edge.data import Series
     from edge.specs import LSMConfig
     t = np.arange(800)[:, None]
@@ -102,12 +103,15 @@ def test_a_reservoir_over_many_channels_forecasts_no_worse_than_persistence(kind
         rng = np.random.default_rng(d)
         v = np.sin(2 * np.pi * t / (100 + 23 * c) + c) + 0.02 * rng.standard_normal((800, d))
         series = Series(60.0 * t[:, 0], v.astype(np.float32), [f"c{k}" for k in range(d)], "sines", "x")
-        model = ESNConfig(input_size=d) if kind == "esn" else LSMConfig(input_size=d, units=200)
-        m = load_artifact(train(series, TrainConfig(model=model), tmp_path / f"{kind}{d}")).manifest["metrics"]
+        model = {"esn": ESNConfig(input_size=d), "lsm": LSMConfig(input_size=d, units=200),
+                 "gru": GRUConfig(input_size=d, hidden=16)}[kind]
+        cfg = TrainConfig(model=model, gru=GRUTrainConfig(epochs=15, window=32))
+        m = load_artifact(train(series, cfg, tmp_path / f"{kind}{d}")).manifest["metrics"]
         if d == 16:
-            assert m[kind]["toward"] == "persistence" and m["float_rmse"] <= 1.05 * m["persistence_rmse"]
-        else:
-            assert m["float_rmse"] < 0.7 * m["persistence_rmse"]
+            assert m["float_rmse"] <= 1.05 * m["persistence_rmse"]
+            assert kind == "gru" or m[kind]["toward"] == "persistence"
+        else:  # the GRU, from 800 rows in 15 epochs, learns less of one sine than a reservoir does
+            assert m["float_rmse"] < (0.9 if kind == "gru" else 0.7) * m["persistence_rmse"]
 
 
 @pytest.mark.slow

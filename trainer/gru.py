@@ -2,6 +2,13 @@
 
 The torch model knows nothing of training; its parameters carry the same names and layout as the
 numpy reference (`weight_ih_l0`, ..., `readout.weight`), so `weights()` loads there unchanged.
+
+Training starts from persistence: the readout's weights on the hidden state are zero and those on
+the input the identity, so the untrained model repeats the last value, and early stopping on the
+held-out tail (which scores the untrained model as epoch 0) keeps a model no worse than that there.
+From torch's random readout, a GRU over 16 slow sines trained on 640 rows forecast 11 times worse
+than persistence (0.58 against 0.051 normalised RMSE) and one over nyc_taxi 0.158 against 0.136
+from persistence (H=32, 60 epochs, session 26).
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ class TorchGRU(nn.Module):
         self.config = config
         self.gru = nn.GRU(config.input_size, config.hidden, config.layers, batch_first=True)
         self.readout = nn.Linear(config.hidden + config.input_size, config.input_size)
+        with torch.no_grad():  # start from repeating the last value (see the module docstring)
+            self.readout.weight.zero_()
+            self.readout.weight[:, config.hidden:] = torch.eye(config.input_size)
+            self.readout.bias.zero_()
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: [B, T, D], state: [B, L*H] -> (y_hat [B, T, D], state [B, L*H])."""
