@@ -249,9 +249,9 @@ def evaluate_csv(files: list[str | Path], label_column: str, cfg: TrainConfig, *
     """Per file: train on the first `train_rows` rows (default: a fifth, at least 100), then score
     the rest online through the runtime's detector; alerts are the alert machine's active state.
     Each file's model takes that file's value columns (`cfg.model.input_size` is set per file).
-    `backend` as `evaluate_nab`'s. `read`: `read_csv`'s options (`read_labelled`). With `out`, writes <out>/<file's path relative
-    to `base` (default: the files' common folder)> with the file's timestamp column (ISO 8601),
-    score, alert, label."""
+    `backend` as `evaluate_nab`'s. `read`: `read_csv`'s options (`read_labelled`). With `out`,
+    writes <out>/<file's path relative to `base` (default: the files' common folder)> with the
+    file's timestamp column (ISO 8601), score, alert, label."""
     _check_backend(backend)
     per: dict[str, Counts] = {}
     base = Path(base) if base else Path(os.path.commonpath([Path(f).resolve().parent for f in files]))

@@ -288,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "adjustment), event-wise recall and detection delay; per file and pooled.",
                       epilog=_examples("rnnedge evaluate csv plant/*.csv --label-column anomaly --train-rows 2000",
                                        "rnnedge evaluate csv a.csv b.csv --label-column label -o results/",
-                                       "rnnedge evaluate csv plant/*.csv --label-column anomaly --int8 --backend tflite"))
+                                       "rnnedge evaluate csv plant/*.csv --label-column anomaly --int8 "
+                                       "--backend tflite"))
     q.add_argument("files", nargs="+", help="CSV files with a timestamp, value columns and a 0/1 label column")
     q.add_argument("--label-column", required=True, metavar="C", help="the label column (1: anomalous, 0: normal)")
     q.add_argument("--train-rows", type=int, metavar="N", help="rows to train on (default: a fifth, at least 100)")
