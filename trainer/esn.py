@@ -118,7 +118,9 @@ def fit_readout(config: ESNConfig, weights: dict[str, np.ndarray], z: np.ndarray
     state unit the int8 reservoir's measured gap to the float states (`state_rounding`), for the
     input one rounding (scale^2 / 12), both on the grids `calibrate` sets with `headroom`. That
     keeps its weights small enough that the int8 state's error, on the reference or on a target
-    that rounds a little differently, does not blow up the forecast.
+    that rounds a little differently, does not blow up the forecast. (Shrunk toward persistence,
+    the penalty weighs the step from it: the input's weights near 1 carry its rounding unpenalised,
+    as repeating the last value must.)
     Returns the weights with the readout, a report (`fit_ridge_readout`'s, with "washout") and the
     readout features of every row.
     """
