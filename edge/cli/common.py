@@ -10,11 +10,15 @@ from ..errors import MissingDependencyError, RnnEdgeError
 HOST_INSTALL = "pip install torch==2.13.0 'rnnedge[host]'"
 
 
+def _read_options(args) -> dict:
+    """`read_csv`'s keyword options from the input CSV flags (`parser._csv_args`)."""
+    return {"timestamp_column": args.timestamp_column, "columns": args.columns.split(",") if args.columns else None,
+            "sep": args.sep, "on_missing": args.on_missing, "on_unordered": args.on_unordered}
+
+
 def _read(args):
     from ..data import read_csv
-    cols = args.columns.split(",") if args.columns else None
-    return read_csv(args.data, timestamp_column=args.timestamp_column, columns=cols, sep=args.sep,
-                    on_missing=args.on_missing, on_unordered=args.on_unordered)
+    return read_csv(args.data, **_read_options(args))
 
 
 def _broker(args, url: str, keepalive: int):

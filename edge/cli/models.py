@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import MissingDependencyError, RnnEdgeError
-from .common import HOST_INSTALL, _host, _iso, _read
+from .common import HOST_INSTALL, _host, _iso, _read, _read_options
 
 
 def _train_config(args, d: int):
@@ -133,9 +133,7 @@ def cmd_evaluate_csv(args) -> int:
     from trainer.evaluate import evaluate_csv
     per, pooled = evaluate_csv(args.files, args.label_column, _train_config(args, 1),  # input size: per file
                                train_rows=args.train_rows, out=args.out, backend=args.backend,
-                               timestamp_column=args.timestamp_column,
-                               columns=args.columns.split(",") if args.columns else None, sep=args.sep,
-                               on_missing=args.on_missing, on_unordered=args.on_unordered)
+                               **_read_options(args))
     if args.json:
         print(json.dumps({"files": {f: c.metrics() for f, c in per.items()}, "pooled": pooled.metrics()}, indent=2))
         return 0
