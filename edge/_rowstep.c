@@ -1,9 +1,9 @@
 /* One stream's scoring step in C: `Detector.step_row` without the model step.
  *
  * The arithmetic of edge/detector.py's Python floats path, operation for operation: float32
- * normalisation and residual, float64 distance with the channels summed in order, the calibrated
- * score (np.interp's rule, exponential tail), the value range, the daily profile (seasonal.DailyProfile),
- * the adaptive score (scoring.Adaptive)
+ * normalisation and residual, float64 distance with the channels summed in order (or their
+ * largest, Scorer's norm "max"), the calibrated score (np.interp's rule, exponential tail), the
+ * value range, the daily profile (seasonal.DailyProfile), the adaptive score (scoring.Adaptive)
  * and the alert machine (alerts.alert_step_one). Compiled with -ffp-contract=off so that no
  * multiply-add is fused: the results equal the Python path's bit for bit (libm's exp and log1p are
  * the ones Python's math module calls), and the batched numpy path's to the last bit of exp/log1p
@@ -25,9 +25,9 @@
 enum { P_WARMUP, P_TAIL_BETA, P_NOVELTY_MARGIN, P_MIN_STD, P_ADAPTIVE_WARMUP, P_SQUASH, P_HORIZON,
        P_NOVELTY, P_NOVELTY_REFRACTORY, P_DECAY, P_CAP, P_THRESHOLD, P_CLEAR_THRESHOLD, P_RAISE_AFTER,
        P_CLEAR_AFTER, P_COOLDOWN, P_ON_ADAPTIVE, P_NEG_INV_LN10, P_NOVELTY_Z, P_FATIGUE, P_FATIGUE_Z,
-       P_FATIGUE_DECAY, P_COUNT };
+       P_FATIGUE_DECAY, P_MAX_NORM, P_CLIP, P_COUNT };
 /* profile params, float64: the order of edge.detector.PROFILE_PARAMS */
-enum { Q_PERIOD, Q_BIN_S, Q_ALPHA, Q_WEIGHT, Q_GATE, Q_TAIL_BETA, Q_COUNT };
+enum { Q_PERIOD, Q_BIN_S, Q_ALPHA, Q_WEIGHT, Q_GATE, Q_TAIL_BETA, Q_MAX_NORM, Q_COUNT };
 enum { RAISED = 1, CLEARED = -1, NONE = 0 }; /* edge.alerts */
 
 static int check(PyObject *o, const char *name, int type, int ndim, npy_intp rows, npy_intp cols) {
@@ -157,7 +157,13 @@ static double standardise(double *st, double r, const double *p) {
     double m = st[0], v = st[1], n = st[2], dev = r - m, z = 0.0;
     if (n >= p[P_ADAPTIVE_WARMUP]) {
         double sd = sqrt(v);
-        z = dev / (sd >= p[P_MIN_STD] ? sd : p[P_MIN_STD]);
+        if (!(sd >= p[P_MIN_STD])) sd = p[P_MIN_STD];
+        z = dev / sd;
+        if (p[P_CLIP] != 0.0) {
+            double lim = p[P_CLIP] * sd;
+            dev = dev > -lim ? dev : -lim;
+            dev = dev < lim ? dev : lim;
+        }
     }
     double a1 = 1.0 / p[P_HORIZON], a2 = 1.0 / (n + 1.0), a = a1 >= a2 ? a1 : a2;
     st[0] = m + a * dev;
@@ -185,7 +191,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
     npy_int32 *above = s->above + i, *below = s->below + i, *cooldown = s->cooldown + i;
 
     /* normalise, residual, distance (Normalizer.normalize, Scorer.distance_one) */
-    double total = 0.0;
+    double total = 0.0, top = 0.0;
     for (npy_intp c = 0; c < d; c++) {
         float zc = (x[c] - k->mean[c]) / k->std[c];
         z[c] = zc;
@@ -193,8 +199,9 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
         double u = (e - k->center[c]) / k->scale[c];
         z2[c] = u * u;
         total = c == 0 ? z2[0] : total + z2[c];
+        if (c == 0 || z2[c] > top) top = z2[c];
     }
-    double dist = sqrt(total / (double)d);
+    double dist = p[P_MAX_NORM] != 0.0 ? sqrt(top) : sqrt(total / (double)d);
 
     /* calibrated score (Scorer.score_one) */
     int live = (double)s->seen[i] > p[P_WARMUP];
@@ -229,13 +236,14 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
             for (npy_intp c = 0; c < d; c++) row[c] = x[c];
             row = NULL;
         } else if (live) {
-            double qtotal = 0.0;
+            double qtotal = 0.0, qtop = 0.0;
             for (npy_intp c = 0; c < d; c++) {
                 double e = ((double)x[c] - (double)row[c]) / k->qspread[c];
                 double u = (e - k->qcenter[c]) / k->qscale[c];
                 qtotal = c == 0 ? u * u : qtotal + u * u;
+                if (c == 0 || u * u > qtop) qtop = u * u;
             }
-            double qd = sqrt(qtotal / (double)d);
+            double qd = q[Q_MAX_NORM] != 0.0 ? sqrt(qtop) : sqrt(qtotal / (double)d);
             double qs = score_of(qd, k->qkd, k->qkp, k->qk, q[Q_TAIL_BETA]);
             double rr = log_survival(qd, qs, k->qkd, k->qkp, k->qk, q[Q_TAIL_BETA]) * p[P_NEG_INV_LN10];
             if (rr > p[P_CAP]) rr = p[P_CAP];

@@ -31,8 +31,10 @@ FORMAT = "rnnedge-model"
 # fatigue, the daily profile, the training extent) are part of the schema, so an rnnedge that reads
 # only 1 refuses these artifacts instead of serving them without those sections. Version 1 artifacts
 # still load: each missing section scores as it did before it existed.
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: the scorer's `norm` (how channels make one distance) and the adaptive score's `clip`, so an
+# rnnedge that reads only 2 refuses these artifacts instead of scoring a "max" one by the RMS.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 CALIBRATION = "calibration.npz"

@@ -28,9 +28,9 @@ except ImportError:  # not built here: the same arithmetic runs in Python floats
 ROW_PARAMS = ("warmup", "tail_beta", "novelty_margin", "min_std", "adaptive_warmup", "squash", "horizon",
               "novelty", "novelty_refractory", "decay", "cap", "threshold", "clear_threshold", "raise_after",
               "clear_after", "cooldown", "on_adaptive", "neg_inv_ln10", "novelty_z", "fatigue", "fatigue_z",
-              "fatigue_decay")
+              "fatigue_decay", "max_norm", "clip")
 # the daily profile's scalars, in _rowstep.c's order (a profile of 0 bins in the state: none)
-PROFILE_PARAMS = ("period", "bin_s", "alpha", "weight", "gate", "tail_beta")
+PROFILE_PARAMS = ("period", "bin_s", "alpha", "weight", "gate", "tail_beta", "max_norm")
 
 
 @dataclass
@@ -127,7 +127,8 @@ class Detector:
                   "raise_after": al.raise_after, "clear_after": al.clear_after, "cooldown": al.cooldown,
                   "on_adaptive": float(self._on_adaptive), "neg_inv_ln10": _NEG_INV_LN10,
                   "novelty_z": ad.novelty_z, "fatigue": ad.fatigue, "fatigue_z": ad.fatigue_z,
-                  "fatigue_decay": ad._fatigue_decay}
+                  "fatigue_decay": ad._fatigue_decay, "max_norm": float(sc.norm == "max"),
+                  "clip": ad.clip}
         d = self.cell.input_size
         self._consts = (np.array([self.normalizer.mean, self.normalizer.std], np.float32),
                         np.array([sc._center, sc._scale], np.float64), np.array([sc.knots_d, sc.knots_p], np.float64),
@@ -139,7 +140,7 @@ class Detector:
             ps = pr.scorer
             spreads, knots = np.array([pr.spread, ps._center, ps._scale]), np.array([ps.knots_d, ps.knots_p])
             pvalues = {"period": pr.period_s, "bin_s": pr.bin_s, "alpha": pr.alpha, "weight": pr.weight,
-                       "gate": pr.gate, "tail_beta": ps.tail_beta}
+                       "gate": pr.gate, "tail_beta": ps.tail_beta, "max_norm": float(ps.norm == "max")}
         self._profile_consts = (np.ascontiguousarray(spreads, np.float64), np.ascontiguousarray(knots, np.float64),
                                 np.array([pvalues.get(k, 1.0) for k in PROFILE_PARAMS], np.float64))
         self._z, self._z2 = np.zeros((1, d), np.float32), np.zeros(d)  # the step's array outputs, reused

@@ -84,7 +84,9 @@ def describe(art: Artifact) -> str:
     lines.append(f"  alerts      {a.source} score >= {a.threshold:.6g} for {a.raise_after} raises, < {a.clear_threshold:.6g} "
                  f"for {a.clear_after} clears, cooldown {a.cooldown}")
     s = art.scorer
-    lines.append(f"  scorer      distance at p{100 * s.knots_p[-1]:.1f} = {s.knots_d[-1]:.3f}, "
+    how = "the largest" if s.norm == "max" else "the RMS"
+    lines.append(f"  scorer      {how} of the channels' standardised residuals; "
+                 f"distance at p{100 * s.knots_p[-1]:.1f} = {s.knots_d[-1]:.3f}, "
                  f"exponential tail mean excess {s.tail_beta:.3f}")
     dp = m.get("daily_profile")
     if dp:

@@ -1,7 +1,9 @@
 """From forecast residuals to a calibrated anomaly score in [0, 1].
 
 residual e = x_t - y_hat_{t-1} (normalised units, float32[B, D])
-  -> distance d = sqrt(mean_i ((e_i - center_i) / scale_i)^2), the RMS of standardised residuals
+  -> standardised residuals u_i = (e_i - center_i) / scale_i
+  -> distance d = sqrt(mean_i u_i^2), their RMS (norm "rms", the default), or max_i |u_i| (norm
+     "max": a fault in one of D channels counts its whole size instead of 1/sqrt(D) of it)
   -> score = F(d), the distribution function of d on normal (training) data: the empirical CDF up
      to a tail quantile, an exponential tail fitted to the exceedances beyond it.
 
@@ -19,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ArtifactError, ConfigError
-from .validation import check_float, check_int
+from .validation import check_choice, check_float, check_int
 
 _KNOTS = 64
+NORMS = ("rms", "max")
 
 
 def shares(z2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,10 +43,12 @@ class Scorer:
     knots_d: np.ndarray  # float64[K], non-decreasing distances
     knots_p: np.ndarray  # float64[K], their CDF values, last one = the tail quantile
     tail_beta: float     # mean excess of d over knots_d[-1]
+    norm: str = "rms"    # how the channels' standardised residuals make one distance: NORMS
 
     @classmethod
-    def fit(cls, residuals: np.ndarray, *, tail_count: int = 10) -> "Scorer":
+    def fit(cls, residuals: np.ndarray, *, tail_count: int = 10, norm: str = "rms") -> "Scorer":
         """Calibrate on residuals float[N, D] of normal data (N >= 2 * tail_count)."""
+        check_choice("Scorer", "norm", norm, NORMS)
         residuals = np.asarray(residuals, np.float64)
         n = residuals.shape[0]
         if n < 2 * tail_count or not np.isfinite(residuals).all():
@@ -52,21 +57,23 @@ class Scorer:
         center = residuals.mean(axis=0)
         spread = residuals.std(axis=0)
         scale = np.maximum(spread, 1e-6 * max(1.0, float(spread.max())))
-        d = np.sqrt(np.mean(((residuals - center) / scale) ** 2, axis=1))
+        u2 = ((residuals - center) / scale) ** 2
+        d = np.sqrt(u2.max(axis=1) if norm == "max" else u2.mean(axis=1))
         p_tail = min(0.99, 1.0 - tail_count / n)
         knots_p = np.linspace(0.0, p_tail, _KNOTS)
         knots_d = np.maximum.accumulate(np.quantile(d, knots_p))
         excess = d[d > knots_d[-1]] - knots_d[-1]
         beta = float(excess.mean()) if excess.size else max(0.1 * float(knots_d[-1]), 1e-6)
-        return cls(center.astype(np.float32), scale.astype(np.float32), knots_d, knots_p, beta)
+        return cls(center.astype(np.float32), scale.astype(np.float32), knots_d, knots_p, beta, norm)
 
     def distance(self, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """residual float32[B, D] -> (d float64[B], per-channel share of d^2 float64[B, D]).
         In float64, as `fit` calibrated it, with the channels summed in order, so that `distance_one`
         computes the same values bit for bit."""
         z = (residual.astype(np.float64) - self._center) / self._scale
-        total, share = shares(z * z)
-        return np.sqrt(total / z.shape[1]), share
+        z2 = z * z
+        total, share = shares(z2)
+        return np.sqrt(z2.max(axis=1) if self.norm == "max" else total / z.shape[1]), share
 
     def score(self, d: np.ndarray) -> np.ndarray:
         """d float[B] -> score float64[B] in [0, 1]; higher is more anomalous."""
@@ -101,6 +108,8 @@ class Scorer:
             z = (residual[0] - self._center_list[0]) / self._scale_list[0]
             return math.sqrt(z * z / 1), [z * z]
         z2 = [z * z for z in ((e - c) / s for e, c, s in zip(residual, self._center_list, self._scale_list))]
+        if self.norm == "max":
+            return math.sqrt(max(z2)), z2
         total = z2[0]
         for v in z2[1:]:
             total += v
@@ -125,6 +134,8 @@ class Scorer:
 
     def __post_init__(self) -> None:
         # float64 copies for the batched path and Python lists for the one-stream path, made once
+        if self.norm not in NORMS:
+            raise ArtifactError(f"manifest.json: a scorer's norm is {self.norm!r}, not one of {', '.join(NORMS)}")
         set_ = object.__setattr__
         set_(self, "_center", self.center.astype(np.float64))
         set_(self, "_scale", self.scale.astype(np.float64))
@@ -136,14 +147,14 @@ class Scorer:
     def to_dict(self) -> dict:
         return {"center": self.center.tolist(), "scale": self.scale.tolist(),
                 "knots_d": self.knots_d.tolist(), "knots_p": self.knots_p.tolist(),
-                "tail_beta": self.tail_beta}
+                "tail_beta": self.tail_beta, "norm": self.norm}
 
     @classmethod
     def from_dict(cls, d: dict, input_size: int) -> "Scorer":
         try:
             s = cls(np.asarray(d["center"], np.float32), np.asarray(d["scale"], np.float32),
                     np.asarray(d["knots_d"], np.float64), np.asarray(d["knots_p"], np.float64),
-                    float(d["tail_beta"]))
+                    float(d["tail_beta"]), d.get("norm", "rms"))  # artifacts before the norm: RMS
         except (KeyError, TypeError, ValueError) as e:
             raise ArtifactError(f"manifest.json: scorer section is malformed: {e!r}") from None
         for name in ("center", "scale"):
@@ -209,6 +220,7 @@ class Adaptive:
     fatigue: float = 0.2
     fatigue_z: float = 7.0
     fatigue_horizon: float = 1000.0
+    clip: float = 0.0
 
     def __post_init__(self) -> None:
         check_float("Adaptive", "horizon", self.horizon, 1.0, 1e9)
@@ -224,6 +236,7 @@ class Adaptive:
         check_float("Adaptive", "fatigue", self.fatigue, 0.0, 1e6)
         check_float("Adaptive", "fatigue_z", self.fatigue_z, 0.0, 1e6)
         check_float("Adaptive", "fatigue_horizon", self.fatigue_horizon, 1.0, 1e9)
+        check_float("Adaptive", "clip", self.clip, 0.0, 1e6)
         object.__setattr__(self, "_decay", float(np.exp(-1.0 / self.refractory)))
         object.__setattr__(self, "_fatigue_decay", float(np.exp(-1.0 / self.fatigue_horizon)))
         object.__setattr__(self, "_cap", self.surprise_cap or math.inf)
@@ -241,14 +254,25 @@ class Adaptive:
         fewer than `warmup` samples are in), then r learned. Returns (z, m', v', n'). The daily
         profile (edge.seasonal) keeps its surprise's statistics by the same rule."""
         dev = r - m
-        z = np.where(n >= self.warmup, dev / np.maximum(np.sqrt(v), self.min_std), 0.0)
+        sd = np.maximum(np.sqrt(v), self.min_std)
+        warm = n >= self.warmup
+        z = np.where(warm, dev / sd, 0.0)
+        if self.clip:
+            lim = self.clip * sd
+            dev = np.where(warm, np.minimum(np.maximum(dev, -lim), lim), dev)
         a = np.maximum(1.0 / self.horizon, 1.0 / (n + 1.0))
         return z, m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0
 
     def standardise_one(self, m: float, v: float, n: float, r: float) -> tuple[float, float, float, float]:
         """`standardise` for one stream in Python floats, the same arithmetic."""
         dev = r - m
-        z = dev / max(math.sqrt(v), self.min_std) if n >= self.warmup else 0.0
+        z = 0.0
+        if n >= self.warmup:
+            sd = max(math.sqrt(v), self.min_std)
+            z = dev / sd
+            if self.clip:
+                lim = self.clip * sd
+                dev = min(max(dev, -lim), lim)
         a = max(1.0 / self.horizon, 1.0 / (n + 1.0))
         return z, m + a * dev, (1.0 - a) * (v + a * dev * dev), n + 1.0
 
@@ -326,13 +350,13 @@ class Adaptive:
                 "refractory": self.refractory, "novelty": self.novelty, "novelty_margin": self.novelty_margin,
                 "novelty_refractory": self.novelty_refractory, "novelty_z": self.novelty_z,
                 "surprise_cap": self.surprise_cap, "fatigue": self.fatigue, "fatigue_z": self.fatigue_z,
-                "fatigue_horizon": self.fatigue_horizon}
+                "fatigue_horizon": self.fatigue_horizon, "clip": self.clip}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Adaptive":
-        """The manifest's section; one written before `surprise_cap`, `novelty_z` or `fatigue` existed
-        scores as it did: uncapped, every novel sample floored, no fatigue."""
+        """The manifest's section; one written before `surprise_cap`, `novelty_z`, `fatigue` or `clip`
+        existed scores as it did: uncapped, every novel sample floored, no fatigue, no clipping."""
         try:
-            return cls(**{"surprise_cap": 0.0, "novelty_z": 0.0, "fatigue": 0.0, **d})
+            return cls(**{"surprise_cap": 0.0, "novelty_z": 0.0, "fatigue": 0.0, "clip": 0.0, **d})
         except (TypeError, ConfigError) as e:
             raise ArtifactError(f"manifest.json: scorer.adaptive section: {e}") from None

@@ -91,25 +91,26 @@ class DailyProfile:
         object.__setattr__(self, "_spread_list", spread.tolist())
 
     @classmethod
-    def fit(cls, ts: np.ndarray, values: np.ndarray, *, weight: float = 0.6) -> tuple["DailyProfile | None", str]:
+    def fit(cls, ts: np.ndarray, values: np.ndarray, *, weight: float = 0.6, norm: str = "rms"
+            ) -> tuple["DailyProfile | None", str]:
         """From training rows (ts float64[N] epoch seconds, values float[N, D]): the profile's
-        settings and its scorer, or None and the reason there is none. A week's profile where the
-        training rows span two weeks (one to learn each time of the week, one to calibrate), else a
-        day's."""
+        settings and its scorer (combining the channels by `norm`, as the forecaster's), or None and
+        the reason there is none. A week's profile where the training rows span two weeks (one to
+        learn each time of the week, one to calibrate), else a day's."""
         ts, values = np.asarray(ts, np.float64), np.asarray(values, np.float64)
         if len(ts) < 2:
             return None, "fewer than two training rows"
         span = ts[-1] - ts[0]
         if span >= 2 * WEEK_S:
-            weekly, _ = cls._fit(ts, values, WEEK_S, weight)
+            weekly, _ = cls._fit(ts, values, WEEK_S, weight, norm)
             if weekly is not None:
                 return weekly, ""
         if span < DAY_S:
             return None, f"the training rows span {span / 3600:.1f} hours; a daily profile needs a whole day"
-        return cls._fit(ts, values, DAY_S, weight)
+        return cls._fit(ts, values, DAY_S, weight, norm)
 
     @classmethod
-    def _fit(cls, ts: np.ndarray, values: np.ndarray, period_s: float, weight: float
+    def _fit(cls, ts: np.ndarray, values: np.ndarray, period_s: float, weight: float, norm: str
              ) -> tuple["DailyProfile | None", str]:
         bin_s = max(float(np.median(np.diff(ts))), MIN_BIN_S)
         bins = int(round(period_s / bin_s))
@@ -128,7 +129,8 @@ class DailyProfile:
         if len(residuals) < MIN_RESIDUALS:
             return None, (f"the training rows revisit a time of day {len(residuals)} times; "
                           f"a profile needs {MIN_RESIDUALS}")
-        return cls(bin_s, bins, spread, Scorer.fit(np.array(residuals)), weight=weight, period_s=period_s), ""
+        scorer = Scorer.fit(np.array(residuals), norm=norm)
+        return cls(bin_s, bins, spread, scorer, weight=weight, period_s=period_s), ""
 
     def cuts_like(self, other: "DailyProfile") -> bool:
         """Whether `other` cuts the same period into the same bins, so a stream's profile carries over."""

@@ -53,6 +53,28 @@ def test_evaluate_csv_cli(tmp_path, capsys):
     assert "no column(s) ['missing']" in capsys.readouterr().err
 
 
+def test_train_and_evaluate_take_the_distance_and_the_statistics_clip(tmp_path, capsys):
+    """--distance max and --stat-clip reach the artifact (`info` names the distance) and `evaluate
+    csv`, which scores the same file differently with them."""
+    from edge.artifact import load_artifact
+    from edge.cli import main
+    f = _labelled(tmp_path / "m.csv", 1)
+    flags = ["--distance", "max", "--stat-clip", "3", "--fatigue", "0"]
+    assert main(["train", str(f), "--columns", "a,b,c", "--rows", "600", "-o", str(tmp_path / "m"), *flags]) == 0
+    art = load_artifact(tmp_path / "m")
+    assert art.scorer.norm == "max" and art.manifest["adaptive"]["clip"] == 3.0
+    assert art.manifest["provenance"]["train_config"]["distance"] == "max"
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "m")]) == 0
+    assert "the largest of the channels' standardised residuals" in capsys.readouterr().out
+    docs = []
+    for extra in ([], flags):
+        assert main(["evaluate", "csv", str(f), "--label-column", "anomaly", "--train-rows", "600", "--json",
+                     *extra]) == 0
+        docs.append(json.loads(capsys.readouterr().out)["pooled"])
+    assert docs[0] != docs[1] and all(d["events"] == 2 for d in docs)
+
+
 def test_evaluate_csv_reads_values_and_labels_as_one_table(tmp_path, capsys):
     """Values and labels are read in one pass with the CSV options of `train`: a row dropped for a
     missing cell takes its label with it; --columns picks value columns; each file gets a model of

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge.alerts import CLEARED, NONE, RAISED, AlertConfig, AlertState, alert_step, alert_step_one
-from edge.errors import ConfigError
+from edge.errors import ArtifactError, ConfigError
 from edge.scoring import Scorer
 
 
@@ -34,6 +34,38 @@ def test_scorer_names_bad_calibration():
         Scorer.fit(np.zeros((5, 1)))
     with pytest.raises(ConfigError, match="NaN"):
         Scorer.fit(np.full((50, 1), np.nan))
+
+
+def test_the_largest_channel_catches_a_one_channel_fault_the_rms_catches_a_shift_of_all():
+    """Sixteen channels. The RMS of the standardised residuals counts a fault in one channel at
+    1/4 of its size; the largest counts it whole, and misses what the RMS is best at, a moderate
+    shift of every channel. Both are calibrated: the same false-alarm rate on normal rows. On one
+    channel the two are the same distance; the one-stream path equals the batched one."""
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((5000, 16))
+    rms, top = Scorer.fit(train), Scorer.fit(train, norm="max")
+    normal = rng.standard_normal((20000, 16)).astype(np.float32)
+    one, every = normal.copy(), normal + np.float32(2.0)
+    one[:, 0] += 5.0
+
+    def caught(sc, x):  # the share of rows at or over the threshold for a 1e-3 false-alarm rate
+        return float(np.mean(sc.score(sc.distance(x)[0]) >= 0.999))
+    for sc in (rms, top):
+        assert caught(sc, normal) < 2e-3
+    assert caught(rms, one) < 0.6 < 0.8 < caught(top, one)        # measured: 0.47 and 0.84
+    assert caught(top, every) < 0.4 < 0.95 < caught(rms, every)   # 0.30 and 0.996
+    assert [top.distance_one(r)[0] for r in one[:50].tolist()] == top.distance(one[:50])[0].tolist()
+    single = rng.standard_normal((1000, 1))
+    x = single[:100].astype(np.float32)
+    np.testing.assert_array_equal(Scorer.fit(single).distance(x)[0], Scorer.fit(single, norm="max").distance(x)[0])
+    assert Scorer.from_dict(top.to_dict(), 16).norm == "max"
+    old = rms.to_dict()
+    del old["norm"]  # an artifact from before the choice
+    assert Scorer.from_dict(old, 16).to_dict() == rms.to_dict()
+    with pytest.raises(ArtifactError, match="norm is 'l1', not one of rms, max"):
+        Scorer.from_dict({**old, "norm": "l1"}, 16)
+    with pytest.raises(ConfigError, match="norm"):
+        Scorer.fit(train, norm="l1")
 
 
 def _drive(cfg, scores):
@@ -129,20 +161,31 @@ def test_detector_takes_any_layout_of_its_input(small_model, path):
     np.testing.assert_array_equal(scores, ref["score"])
 
 
+def with_norm(det, norm: str) -> None:
+    """The detector's scorers (the forecaster's and the daily profile's) combining channels by `norm`."""
+    from dataclasses import replace
+    det.scorer = replace(det.scorer, norm=norm)
+    if det.daily is not None:
+        det.daily = replace(det.daily, scorer=replace(det.daily.scorer, norm=norm))
+    det.use_compiled(det.compiled)
+
+
 @pytest.mark.parametrize("path", ROW_PATHS)
-@pytest.mark.parametrize("margin", [0.0, 0.05])
-def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, path):
+@pytest.mark.parametrize("margin,norm,clip", [(0.0, "rms", 0.0), (0.05, "rms", 0.0), (0.0, "max", 3.0)])
+def test_detector_one_stream_path_equals_the_batched_step(small_model, margin, norm, clip, path):
     """Detector.run steps one stream through step_row (Python floats, or the C extension);
     Detector.step is the batched numpy path. Same scores to the last bit of exp/log1p, same events,
     same state, through warm-up, novel values (with and without a novelty margin), the far tail and
-    raised/cleared alerts."""
+    raised/cleared alerts, with the channels' residuals combined by their RMS or the largest, and
+    the running statistics learning each surprise whole or clipped."""
     from edge.detector import Detector
     from edge.scoring import Adaptive
 
     from .conftest import clock, sine_series
     det = Detector(small_model)
     use_row_path(det, path)
-    det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=20.0)
+    with_norm(det, norm)
+    det.adaptive = Adaptive(novelty_margin=margin, novelty_refractory=20.0, clip=clip)
     values = sine_series(700, small_model.config.input_size, seed=7)
     values[300:304] += 8.0   # far tail and novel
     values[500:520] *= 1.5   # novel, longer
@@ -286,6 +329,33 @@ def test_a_burst_that_keeps_coming_stops_alerting_and_a_quiet_stream_forgets_it(
     assert tired[11000] == pytest.approx(plain[11000], rel=1e-3) and tired[11000] > 0.55
 
 
+def test_a_clipped_statistic_keeps_a_repeating_fault_alerting():
+    """Twenty samples of extreme surprise every 200 samples, no fatigue. Learned whole, each episode
+    raises the stream's running variance (its std 0.3 before, 4.3 after eight) and the next one scores
+    lower, under the alert threshold from the fourth on; learned at most 3 standard deviations
+    (`clip`), every episode scores as the first did, and the variance stays near the quiet one."""
+    from edge.scoring import Adaptive
+    rng = np.random.default_rng(3)
+    r = np.abs(rng.normal(1.0, 0.3, 3000))
+    starts = np.arange(1000, 2600, 200)
+    for s in starts:
+        r[s:s + 20] = 20.0
+    live = np.ones(1, bool)
+
+    def run(ad):
+        st, peaks = Adaptive.zeros(1), []
+        for t in range(len(r)):
+            (a,), _, st, _ = ad.step(st, -np.log(10.0) * r[t:t + 1], live)
+            peaks.append(a)
+            if t == 999:
+                quiet = np.sqrt(st[0, 1])
+        return [max(peaks[s:s + 20]) for s in starts], quiet, np.sqrt(st[0, 1])
+
+    (plain, quiet, late), (clipped, quiet_c, late_c) = run(Adaptive(fatigue=0.0)), run(Adaptive(fatigue=0.0, clip=3.0))
+    assert plain[0] > 0.9 and max(plain[3:]) < 0.55 and late > 10 * quiet     # 0.93 ... 0.45; 0.30 to 4.3
+    assert min(clipped) > 0.9 and late_c < 1.5 * quiet_c                        # 0.91 at the eighth; 0.39
+
+
 def test_surprise_beyond_the_cap_counts_as_the_cap_and_does_not_hide_the_next_anomaly():
     from edge.scoring import Adaptive
     rng = np.random.default_rng(2)
@@ -329,9 +399,12 @@ def test_compiled_and_python_one_stream_paths_agree_bit_for_bit(small_model):
     values[500:520] *= 1.5
     ts = clock(len(values))
     outputs = {}
-    # every novel sample floored; only the surprising ones; and fatigue (at a z this stream reaches)
-    for novelty_z, fatigue in ((0.0, 0.0), (1.5, 0.0), (1.5, 0.5)):
-        det.adaptive = Adaptive(novelty_z=novelty_z, fatigue=fatigue, fatigue_z=3.0)
+    # every novel sample floored; only the surprising ones; fatigue (at a z this stream reaches); the
+    # channels combined by the largest instead of the RMS; and the statistics learning clipped surprises
+    for novelty_z, fatigue, norm, clip in ((0.0, 0.0, "rms", 0.0), (1.5, 0.0, "rms", 0.0), (1.5, 0.5, "rms", 0.0),
+                                           (1.5, 0.5, "max", 0.0), (1.5, 0.5, "max", 2.0)):
+        with_norm(det, norm)
+        det.adaptive = Adaptive(novelty_z=novelty_z, fatigue=fatigue, fatigue_z=3.0, clip=clip)
         runs, states = [], []
         for on in (True, False):
             det.use_compiled(on)
@@ -344,9 +417,10 @@ def test_compiled_and_python_one_stream_paths_agree_bit_for_bit(small_model):
             np.testing.assert_array_equal(getattr(states[0], name), getattr(states[1], name))
         for name in ("active", "above", "below", "cooldown"):
             np.testing.assert_array_equal(getattr(states[0].alerts, name), getattr(states[1].alerts, name))
-        outputs[novelty_z, fatigue] = runs[0]
+        outputs[novelty_z, fatigue, norm, clip] = runs[0]
         assert (states[0].adapt[:, 5] > 0).any() or not fatigue
-    assert any(r[2] for r in outputs[0.0, 0.0]) and outputs[0.0, 0.0] != outputs[1.5, 0.0] != outputs[1.5, 0.5]
+    a, b, c, d, e = outputs.values()
+    assert any(r[2] for r in a) and a != b != c != d != e
 
 
 def test_compiled_step_refuses_arrays_of_the_wrong_kind(small_model):

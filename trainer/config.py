@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from edge.errors import ConfigError
 from edge.quant import HEADROOM
-from edge.scoring import Adaptive
+from edge.scoring import NORMS, Adaptive
 from edge.specs import ESNConfig, GRUConfig, LSMConfig
 from edge.validation import check_choice, check_float, check_int
 
@@ -79,6 +79,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     washout: int = 50
     calibrate_on: str = "all"        # or "heldout"
+    distance: str = "rms"            # the channels' standardised residuals -> one distance: "rms" or "max"
     false_alarm_rate: float = 1e-3   # alerts on the calibrated score: threshold 1 - rate
     alert_on: str = "adaptive"       # or "calibrated" (threshold 1 - false_alarm_rate)
     adaptive_threshold: float = 0.55
@@ -95,6 +96,7 @@ class TrainConfig:
         check_int("TrainConfig", "washout", self.washout, 0, 100_000)
         check_choice("TrainConfig", "alert_on", self.alert_on, ("calibrated", "adaptive"))
         check_choice("TrainConfig", "calibrate_on", self.calibrate_on, ("all", "heldout"))
+        check_choice("TrainConfig", "distance", self.distance, NORMS)
         check_float("TrainConfig", "profile_weight", self.profile_weight, 0.0, 100.0)
         if self.int8_headroom != 1.0 and self.model.kind != "esn":
             raise ConfigError(f"--int8-headroom applies to an ESN's ranges; a {self.model.kind}'s are not widened")

@@ -110,11 +110,12 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
                         "activations": ranges, "headroom": cfg.int8_headroom,
                         "int8_vs_float": {"max_abs": float(np.abs(gap).max()), "rmse": rmse(gap)}}
     first = n_fit if cfg.calibrate_on == "heldout" else min(cfg.washout + 1, n_fit)  # first residual row
-    scorer = Scorer.fit(z[first:] - y_serving[first - 1:])
+    scorer = Scorer.fit(z[first:] - y_serving[first - 1:], norm=cfg.distance)
     metrics["calibration_rows"] = n - first
     profile, why = None, "--profile-weight 0"
     if cfg.profile_weight > 0:
-        profile, why = DailyProfile.fit(series.timestamps, values, weight=cfg.profile_weight)
+        profile, why = DailyProfile.fit(series.timestamps, values, weight=cfg.profile_weight,
+                                         norm=cfg.distance)
     metrics["daily_profile"] = profile.describe() if profile else f"none: {why}"
     if cfg.alert_on == "adaptive":
         alerts = AlertConfig.on_adaptive(cfg.adaptive_threshold, raise_after=cfg.raise_after or 1,
@@ -171,7 +172,8 @@ def _provenance(series: Series, cfg: TrainConfig) -> dict:
             "seed": cfg.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions,
             "train_config": {"val_fraction": cfg.val_fraction, "washout": cfg.washout, "int8": cfg.int8,
-                             "calibrate_on": cfg.calibrate_on, "profile_weight": cfg.profile_weight,
+                             "calibrate_on": cfg.calibrate_on, "distance": cfg.distance,
+                             "profile_weight": cfg.profile_weight,
                              "false_alarm_rate": cfg.false_alarm_rate,
                              "gru": asdict(cfg.gru) if cfg.model.kind == "gru" else None,
                              "prune": asdict(cfg.prune) if cfg.prune.active else None}}

@@ -32,7 +32,7 @@ def _train_config(args, d: int):
                                         finetune_epochs=args.finetune_epochs),
                       int8=args.int8, int8_headroom=args.int8_headroom, seed=args.seed,
                       val_fraction=args.val_fraction, washout=args.washout,
-                      calibrate_on=args.calibrate_on,
+                      calibrate_on=args.calibrate_on, distance=args.distance,
                       false_alarm_rate=args.false_alarm_rate, alert_on=args.alert_on,
                       adaptive_threshold=args.adaptive_threshold, raise_after=args.raise_after,
                       clear_after=args.clear_after, cooldown=args.cooldown,
@@ -40,7 +40,7 @@ def _train_config(args, d: int):
                                         novelty_refractory=args.novelty_refractory,
                                         novelty_z=args.novelty_z, fatigue=args.fatigue,
                                         fatigue_z=args.fatigue_z, fatigue_horizon=args.fatigue_horizon,
-                                        surprise_cap=args.surprise_cap),
+                                        surprise_cap=args.surprise_cap, clip=args.stat_clip),
                       profile_weight=args.profile_weight)
     return cfg
 

@@ -50,6 +50,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibrate-on", choices=("all", "heldout"), default="all",
                    help="the training rows whose forecast residuals calibrate the score: all of them after "
                         "the washout (default), or the held-out tail only")
+    p.add_argument("--distance", choices=("rms", "max"), default="rms",
+                   help="how a row's channels make one distance from their standardised residuals: their RMS "
+                        "(default), or the largest, so a fault in one of many channels is not diluted; one "
+                        "channel: the same")
     p.add_argument("--washout", type=int, default=50, help="samples before scores count (default: 50)")
     p.add_argument("--int8", action="store_true", help="quantize to int8 and serve int8 by default")
     p.add_argument("--int8-headroom", type=float, default=HEADROOM,
@@ -117,6 +121,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--surprise-cap", type=float, default=_ADAPTIVE.surprise_cap,
                    help="cap the calibrated surprise -log10(1 - score) at this before the adaptive score: "
                         "beyond it the calibrated tail is extrapolation (default: %(default)s; 0: no cap)")
+    g.add_argument("--stat-clip", type=float, default=_ADAPTIVE.clip,
+                   help="a surprise teaches the stream's running mean and variance at most this many of its "
+                        "standard deviations, so an anomaly does not raise the bar for the next one; with "
+                        "--fatigue 0 for sensors whose faults repeat (default: %(default)s: off)")
     g.add_argument("--profile-weight", type=float, default=0.6,
                    help="score each sample also against its stream's daily profile (the same time on "
                         "earlier days, or of earlier weeks where the training rows span two weeks; learned "
