@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .artifact import Artifact, quantized_names, weight_shapes
+from .scoring import Adaptive
 from .seasonal import layout
 
 
@@ -88,6 +89,11 @@ def describe(art: Artifact) -> str:
     lines.append(f"  scorer      {how} of the channels' standardised residuals; "
                  f"distance at p{100 * s.knots_p[-1]:.1f} = {s.knots_d[-1]:.3f}, "
                  f"exponential tail mean excess {s.tail_beta:.3f}")
+    ad = Adaptive.from_dict(m.get("adaptive") or {})
+    lines.append(f"  adaptive    z of the surprise over ~{ad.horizon:g} samples (cap {ad.surprise_cap:g}, "
+                 f"clip {f'{ad.clip:g} std' if ad.clip else 'off'}), fatigue {ad.fatigue:g} "
+                 f"(onsets at z {ad.fatigue_z:g}, ~{ad.fatigue_horizon:g} samples), novelty {ad.novelty:g} "
+                 f"(z {ad.novelty_z:g}, refractory {ad.novelty_refractory:g})")
     dp = m.get("daily_profile")
     if dp:
         lines.append(f"  profile     {layout(dp['period_s'], dp['bins'], dp['bin_s'])} per stream, "

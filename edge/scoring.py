@@ -204,6 +204,9 @@ class Adaptive:
     1 + `fatigue` x load before it is squashed (0: off). Bursty streams (tweet volumes, disk writes)
     stop alerting on every burst; a quiet stream's first surprise scores as before. The novelty and
     load rules read the undivided z.
+    Within the cap, an episode of surprises still raises v, which is what quiets a burst that keeps
+    coming (and what NAB rewards); with `clip` > 0 a surprise teaches m and v at most `clip` of
+    their standard deviations, so a fault that repeats keeps its score (0: learned whole).
     Per-stream state: float64[B, 6] (m, v, n, peak, n at the last novel sample, load).
     """
 

@@ -66,7 +66,9 @@ def test_train_and_evaluate_take_the_distance_and_the_statistics_clip(tmp_path, 
     assert art.manifest["provenance"]["train_config"]["distance"] == "max"
     capsys.readouterr()
     assert main(["info", str(tmp_path / "m")]) == 0
-    assert "the largest of the channels' standardised residuals" in capsys.readouterr().out
+    info = capsys.readouterr().out
+    assert "the largest of the channels' standardised residuals" in info
+    assert "(cap 20, clip 3 std), fatigue 0 (" in info
     docs = []
     for extra in ([], flags):
         assert main(["evaluate", "csv", str(f), "--label-column", "anomaly", "--train-rows", "600", "--json",
