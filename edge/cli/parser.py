@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..quant import HEADROOM
-from ..scoring import Adaptive
+from ..scoring import NORMS, Adaptive
 from ..specs import ESNConfig
 from ..targets import ACCELERATORS
 from .models import cmd_detect, cmd_evaluate_csv, cmd_evaluate_nab, cmd_info, cmd_train
@@ -50,7 +50,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibrate-on", choices=("all", "heldout"), default="all",
                    help="the training rows whose forecast residuals calibrate the score: all of them after "
                         "the washout (default), or the held-out tail only")
-    p.add_argument("--distance", choices=("rms", "max"), default="rms",
+    p.add_argument("--distance", choices=NORMS, default="rms",
                    help="how a row's channels make one distance from their standardised residuals: their RMS "
                         "(default), or the largest, so a fault in one of many channels is not diluted; one "
                         "channel: the same")
