@@ -33,8 +33,10 @@ FORMAT = "rnnedge-model"
 # still load: each missing section scores as it did before it existed.
 # 3: the scorer's `norm` (how channels make one distance) and the adaptive score's `clip`, so an
 # rnnedge that reads only 2 refuses these artifacts instead of scoring a "max" one by the RMS.
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 4: an ESN's `topology` in the model section (older ESN artifacts are random reservoirs), so an
+# rnnedge that reads only 3 asks for an upgrade instead of naming an unknown key.
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 CALIBRATION = "calibration.npz"

@@ -40,13 +40,18 @@ def activation_names(c: ESNConfig) -> list[str]:
 def make_reservoir(c: ESNConfig) -> dict[str, np.ndarray]:
     """Draw (w_in, w, bias) from c.seed: the same config gives the same reservoir bit for bit."""
     rng = np.random.default_rng(c.seed)
-    w_in = rng.uniform(-1.0, 1.0, (c.units, c.input_size)) * c.input_scaling
-    w = rng.uniform(-1.0, 1.0, (c.units, c.units)) * (rng.random((c.units, c.units)) < c.density)
-    radius = float(np.max(np.abs(np.linalg.eigvals(w))))
-    if radius == 0.0:
-        raise ConfigError(f"ESNConfig: a reservoir of {c.units} units at density {c.density} drew no "
-                          "recurrent cycle (spectral radius 0); raise density or units")
-    w *= c.spectral_radius / radius
+    if c.topology == "cycle":
+        w_in = rng.choice((-1.0, 1.0), (c.units, c.input_size)) * c.input_scaling
+        w = np.zeros((c.units, c.units))
+        w[(np.arange(c.units) + 1) % c.units, np.arange(c.units)] = c.spectral_radius
+    else:
+        w_in = rng.uniform(-1.0, 1.0, (c.units, c.input_size)) * c.input_scaling
+        w = rng.uniform(-1.0, 1.0, (c.units, c.units)) * (rng.random((c.units, c.units)) < c.density)
+        radius = float(np.max(np.abs(np.linalg.eigvals(w))))
+        if radius == 0.0:
+            raise ConfigError(f"ESNConfig: a reservoir of {c.units} units at density {c.density} drew no "
+                              "recurrent cycle (spectral radius 0); raise density or units")
+        w *= c.spectral_radius / radius
     bias = rng.uniform(-1.0, 1.0, c.units) * c.bias_scaling
     return {"w_in": w_in.astype(np.float32), "w": w.astype(np.float32), "bias": bias.astype(np.float32)}
 

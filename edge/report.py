@@ -35,9 +35,10 @@ def describe(art: Artifact) -> str:
                      f"neurons, {c.weights} synapses at density {c.density}, threshold {c.threshold}, "
                      f"tau_mem {c.tau_mem}, tau_trace {c.tau_trace} samples, seed {c.seed}")
     else:
-        lines.append(f"  kind        esn: input {c.input_size}, {c.units} units, spectral radius "
-                     f"{c.spectral_radius}, leak {c.leak}, density {c.density}, input scaling "
-                     f"{c.input_scaling}, bias scaling {c.bias_scaling}, seed {c.seed}")
+        wiring = "a cycle" if c.topology == "cycle" else f"random at density {c.density}"
+        lines.append(f"  kind        esn: input {c.input_size}, {c.units} units wired {wiring}, spectral radius "
+                     f"{c.spectral_radius}, leak {c.leak}, input scaling {c.input_scaling}, bias scaling "
+                     f"{c.bias_scaling}, seed {c.seed}")
     lines.append(f"  features    {', '.join(art.features)}")
     lines.append(f"  serving     {m['precision']} (warm-up {m.get('warmup', 0)} samples)")
     files = ", ".join(f"{name} {_kib(f['bytes'])}" for name, f in m["files"].items())

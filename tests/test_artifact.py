@@ -81,23 +81,25 @@ def test_digest_mismatch(copy):
         load_artifact(copy)
 
 
-@pytest.mark.parametrize("version", [4, 0, "2", True])
+@pytest.mark.parametrize("version", [5, 0, "2", True])
 def test_unknown_schema_version(copy, version):
     _edit_manifest(copy, lambda m: m.update(schema_version=version))
-    with pytest.raises(SchemaVersionError, match=f"schema_version {version!r}.*reads \\(1, 2, 3\\)"):
+    with pytest.raises(SchemaVersionError, match=f"schema_version {version!r}.*reads \\(1, 2, 3, 4\\)"):
         load_artifact(copy)
 
 
 def test_a_newer_schema_asks_for_an_upgrade_and_older_ones_still_load(copy):
-    """Artifacts are written at schema 3; an artifact from a newer rnnedge is refused with the
-    remedy, and one written at schema 1 or 2 loads and scores as before (its sections default)."""
-    assert json.loads((copy / "manifest.json").read_text())["schema_version"] == 3
-    _edit_manifest(copy, lambda m: m.update(schema_version=4))
+    """Artifacts are written at schema 4; an artifact from a newer rnnedge is refused with the
+    remedy, and one written at schema 1-3 loads and scores as before (its sections default)."""
+    assert json.loads((copy / "manifest.json").read_text())["schema_version"] == 4
+    assert json.loads((copy / "manifest.json").read_text())["model"]["topology"] == "random"
+    _edit_manifest(copy, lambda m: m.update(schema_version=5))
     with pytest.raises(SchemaVersionError, match="upgrade rnnedge"):
         load_artifact(copy)
-    for old in (1, 2):
-        _edit_manifest(copy, lambda m: m.update(schema_version=old))
-        assert load_artifact(copy).manifest["schema_version"] == old
+    for old in (1, 2, 3):  # before 4 an ESN's model section had no topology: every one was random
+        _edit_manifest(copy, lambda m: (m.update(schema_version=old), m["model"].pop("topology", None)))
+        art = load_artifact(copy)
+        assert art.manifest["schema_version"] == old and art.config.topology == "random"
 
 
 def test_shape_inconsistent_with_manifest(copy):

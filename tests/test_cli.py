@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .conftest import DAILY, TAXI
@@ -78,6 +79,24 @@ def test_usage_errors_exit_2():
     assert cli("train", check=False).returncode == 2
     assert cli("frobnicate", check=False).returncode == 2
     assert cli("train", TAXI, "-o", "x", "--kind", "lstm", check=False).returncode == 2
+
+
+def test_a_cycle_reservoir_trains_converts_and_proves_its_targets(tmp_path):
+    """--topology cycle: the reservoir is one ring at the spectral radius, `info` names it, and its
+    int8 and float targets compute what the reference computes."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("ai_edge_litert")
+    from edge.artifact import load_artifact
+    model = tmp_path / "taxi-cycle"
+    out = cli("train", TAXI, "--rows", 3000, "--kind", "esn", "--units", 60, "--topology", "cycle", "--int8",
+              "-o", model).stdout
+    assert "60 units wired a cycle, spectral radius 0.99" in out
+    art = load_artifact(model)
+    assert art.config.topology == "cycle" and np.count_nonzero(art.weights["w"]) == 60
+    out = cli("convert", model, "--targets", "tflite-int8,onnx").stdout
+    assert out.count(" pass") == 2 and "FAIL" not in out
+    bad = cli("train", TAXI, "--rows", 500, "--topology", "ring", "-o", tmp_path / "bad", check=False)
+    assert bad.returncode == 2 and "invalid choice: 'ring'" in bad.stderr
 
 
 def test_profiles_convert_verify_deploy(tmp_path):

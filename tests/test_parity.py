@@ -49,9 +49,24 @@ def test_esn_torch_vs_numpy():
     np.testing.assert_allclose(s_n[0], s.numpy(), rtol=0, atol=1e-5)
 
 
-def test_reservoir_spectral_radius_and_density():
+def test_random_reservoir_spectral_radius_and_density():
     config = ESNConfig(units=300, spectral_radius=0.8, density=0.05, seed=1)
     w = make_reservoir(config)
     assert abs(np.max(np.abs(np.linalg.eigvals(w["w"].astype(np.float64)))) - 0.8) < 1e-4
     assert abs(np.mean(w["w"] != 0) - 0.05) < 0.01
     np.testing.assert_array_equal(make_reservoir(config)["w"], w["w"])  # regenerated from the seed
+
+
+def test_cycle_reservoir_is_one_ring_at_the_spectral_radius():
+    """Rodan and Tino's simple cycle: unit i feeds unit i + 1 only, every input weight one magnitude,
+    the signs drawn from the seed."""
+    config = ESNConfig(input_size=2, units=50, spectral_radius=0.8, input_scaling=0.3, seed=1, topology="cycle")
+    w = make_reservoir(config)
+    ring = np.roll(np.eye(50), 1, axis=0) * np.float32(0.8)  # ring[i + 1, i]: unit i feeds unit i + 1
+    np.testing.assert_array_equal(w["w"], ring.astype(np.float32))
+    assert abs(np.max(np.abs(np.linalg.eigvals(w["w"].astype(np.float64)))) - 0.8) < 1e-6
+    np.testing.assert_array_equal(np.abs(w["w_in"]), np.float32(0.3))
+    assert 30 < np.sum(w["w_in"] > 0) < 70  # random signs
+    np.testing.assert_array_equal(make_reservoir(config)["w_in"], w["w_in"])
+    assert not np.array_equal(make_reservoir(ESNConfig(input_size=2, units=50, seed=2, topology="cycle"))["w_in"] / 0.5,
+                              w["w_in"] / 0.3)

@@ -24,7 +24,7 @@ def _train_config(args, d: int):
         model = ESNConfig(input_size=d, units=200 if args.units is None else args.units,
                           spectral_radius=args.spectral_radius, leak=args.leak,
                           input_scaling=args.input_scaling, density=args.density,
-                          bias_scaling=args.bias_scaling, seed=args.seed)
+                          bias_scaling=args.bias_scaling, seed=args.seed, topology=args.topology)
     cfg = TrainConfig(model=model,
                       gru=GRUTrainConfig(epochs=args.epochs, lr=args.lr, window=args.window, patience=args.patience,
                                           device=args.device),

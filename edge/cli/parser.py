@@ -6,7 +6,7 @@ import argparse
 
 from ..quant import HEADROOM
 from ..scoring import NORMS, Adaptive
-from ..specs import ESNConfig
+from ..specs import TOPOLOGIES, ESNConfig
 from ..targets import ACCELERATORS
 from .models import cmd_detect, cmd_evaluate_csv, cmd_evaluate_nab, cmd_info, cmd_train
 from .serve import cmd_replay, cmd_run
@@ -77,11 +77,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--finetune-epochs", type=int, default=8, help="epochs after each pruning step (default: 8)")
     g = p.add_argument_group("ESN")
     g.add_argument("--units", type=int, help="reservoir units (default: 200; 500 for --kind lsm)")
+    g.add_argument("--topology", choices=TOPOLOGIES, default=ESNConfig.topology,
+                   help="the reservoir's wiring: random (default: sparse at --density) or cycle (one ring, "
+                        "every weight the spectral radius; NAB scores vary less with --seed; README)")
     g.add_argument("--spectral-radius", type=float, default=ESNConfig.spectral_radius,
                    help=f"(default: {ESNConfig.spectral_radius:g})")
     g.add_argument("--leak", type=float, default=0.3, help="leak rate in (0, 1] (default: 0.3)")
     g.add_argument("--input-scaling", type=float, default=0.5, help="(default: 0.5)")
-    g.add_argument("--density", type=float, default=0.1, help="recurrent density (default: 0.1)")
+    g.add_argument("--density", type=float, default=0.1, help="recurrent density of a random reservoir (default: 0.1)")
     g.add_argument("--bias-scaling", type=float, default=0.2, help="(default: 0.2)")
     g = p.add_argument_group("LSM (spiking reservoir; --units and --density as for the ESN)")
     g.add_argument("--synapses", choices=("ternary", "int8"), default="ternary", help="(default: ternary)")
