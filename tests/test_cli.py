@@ -82,19 +82,24 @@ def test_usage_errors_exit_2():
 
 
 def test_a_cycle_reservoir_trains_converts_and_proves_its_targets(tmp_path):
-    """--topology cycle: the reservoir is one ring at the spectral radius, `info` names it, and its
-    int8 and float targets compute what the reference computes."""
+    """The default ESN's reservoir is one ring at the spectral radius, `info` names it, and its int8
+    and float targets compute what the reference computes. --topology random draws the sparse
+    reservoir at --density, which a ring refuses."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("ai_edge_litert")
     from edge.artifact import load_artifact
     model = tmp_path / "taxi-cycle"
-    out = cli("train", TAXI, "--rows", 3000, "--kind", "esn", "--units", 60, "--topology", "cycle", "--int8",
-              "-o", model).stdout
+    out = cli("train", TAXI, "--rows", 3000, "--kind", "esn", "--units", 60, "--int8", "-o", model).stdout
     assert "60 units wired a cycle, spectral radius 0.99" in out
     art = load_artifact(model)
     assert art.config.topology == "cycle" and np.count_nonzero(art.weights["w"]) == 60
     out = cli("convert", model, "--targets", "tflite-int8,onnx").stdout
     assert out.count(" pass") == 2 and "FAIL" not in out
+    out = cli("train", TAXI, "--rows", 1000, "--units", 60, "--topology", "random", "--density", 0.2,
+              "-o", tmp_path / "taxi-random").stdout
+    assert "60 units wired random at density 0.2" in out
+    bad = cli("train", TAXI, "--rows", 500, "--density", 0.2, "-o", tmp_path / "bad", check=False)
+    assert bad.returncode == 1 and "add --topology random" in bad.stderr and not (tmp_path / "bad").exists()
     bad = cli("train", TAXI, "--rows", 500, "--topology", "ring", "-o", tmp_path / "bad", check=False)
     assert bad.returncode == 2 and "invalid choice: 'ring'" in bad.stderr
 

@@ -50,7 +50,7 @@ def test_esn_torch_vs_numpy():
 
 
 def test_random_reservoir_spectral_radius_and_density():
-    config = ESNConfig(units=300, spectral_radius=0.8, density=0.05, seed=1)
+    config = ESNConfig(units=300, spectral_radius=0.8, density=0.05, seed=1, topology="random")
     w = make_reservoir(config)
     assert abs(np.max(np.abs(np.linalg.eigvals(w["w"].astype(np.float64)))) - 0.8) < 1e-4
     assert abs(np.mean(w["w"] != 0) - 0.05) < 0.01

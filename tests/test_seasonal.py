@@ -121,7 +121,9 @@ def test_a_bin_that_first_saw_an_outlier_learns_the_normal_values_after_it(peaks
         if event == 1:
             raised.append(t)
     assert st.profile[0, 36, 0] < 12.0, st.profile[0, 36]  # 10 + 0.75**6 * 8 = 11.4; 18 if it never learns
-    assert not [t for t in raised if t >= 288 * 4], raised  # nothing raised on the last three days
+    # nothing raised at 03:00 (bin 36, give or take half an hour) on the last three days; elsewhere
+    # the week's noise may raise a stray alert at the calibrated false-alarm rate
+    assert not [t for t in raised if t >= 288 * 4 and abs(t % 288 - 36) <= 6], raised
 
 
 def test_the_profile_needs_a_whole_day_of_training_rows_and_timestamps(tmp_path, peaks_csv):

@@ -101,6 +101,6 @@ class TrainConfig:
         if self.int8_headroom != 1.0 and self.model.kind != "esn":
             raise ConfigError(f"--int8-headroom applies to an ESN's ranges; a {self.model.kind}'s are not widened")
         if self.prune.active and self.model.kind != "gru":
-            raise ConfigError("pruning applies to GRU models: a reservoir is sparse by construction (set "
-                              "--density), and removing its units does no better than drawing fewer of "
-                              "them (set --units; see bench/esn_prune.py)")
+            raise ConfigError("pruning applies to GRU models: a reservoir is sparse by construction (a ring, or "
+                              "--density for a random one), and removing its units does no better than drawing "
+                              "fewer of them (set --units; see bench/esn_prune.py)")

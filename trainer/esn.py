@@ -9,7 +9,7 @@ least as good as persistence, where shrinking toward the mean made it several ti
 readout is fitted from sufficient statistics (Phi^T Phi, Phi^T Y) on the fit part only, so the tail
 stays honest for calibrating the scorer.
 
-There is no ESN pruning: the reservoir is sparse by construction (`density`), and removing whole
+There is no ESN pruning: the reservoir is sparse by construction (a ring, or `density`), and removing whole
 units (by readout importance or activity, in steps, the readout refitted after each) gives the
 same held-out error as drawing the smaller reservoir in the first place (bench/esn_prune.py), so
 an ESN's size is set with `units`.

@@ -78,13 +78,14 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ESN")
     g.add_argument("--units", type=int, help="reservoir units (default: 200; 500 for --kind lsm)")
     g.add_argument("--topology", choices=TOPOLOGIES, default=ESNConfig.topology,
-                   help="the reservoir's wiring: random (default: sparse at --density) or cycle (one ring, "
-                        "every weight the spectral radius; NAB scores vary less with --seed; README)")
+                   help="the reservoir's wiring: cycle (default: one ring, every weight the spectral radius) or "
+                        "random (sparse at --density; NAB scores vary more with --seed; README)")
     g.add_argument("--spectral-radius", type=float, default=ESNConfig.spectral_radius,
                    help=f"(default: {ESNConfig.spectral_radius:g})")
     g.add_argument("--leak", type=float, default=0.3, help="leak rate in (0, 1] (default: 0.3)")
     g.add_argument("--input-scaling", type=float, default=0.5, help="(default: 0.5)")
-    g.add_argument("--density", type=float, default=0.1, help="recurrent density of a random reservoir (default: 0.1)")
+    g.add_argument("--density", type=float,
+                   help="recurrent density of a random reservoir or an LSM (default: 0.1)")
     g.add_argument("--bias-scaling", type=float, default=0.2, help="(default: 0.2)")
     g = p.add_argument_group("LSM (spiking reservoir; --units and --density as for the ESN)")
     g.add_argument("--synapses", choices=("ternary", "int8"), default="ternary", help="(default: ternary)")
