@@ -2,14 +2,15 @@
 
     .venv/bin/python bench/esn_prune.py [--seeds 3]
 
-For each file and reservoir seed: the one-step RMSE on the held-out tail (the last 20% of the
-file, normalised units) of a random reservoir of 200 units, one of 100 units drawn directly, and
-100 units pruned from 200 and from 400 (the least important units removed in 4 steps, the readout
-refitted after each). The reservoirs are random (`topology="random"`): a pruned ring has no cycle left. Importance is either a unit's mean |state| times the norm of its outgoing
-weights (recurrent and readout; what the GRU's structured pruning uses) or the rise in the
-readout's training error when that unit's feature is dropped (w_i^2 / [(Phi^T Phi + ridge)^-1]_ii,
-optimal brain surgeon for a linear readout). Prints a Markdown table and, per pruning, the
-geometric mean of its RMSE over the drawn 100-unit reservoir's.
+For each file and reservoir seed: the one-step RMSE on the held-out tail (the last 20% of the file,
+normalised units) of a reservoir of 200 units, one of 100 units drawn directly, and 100 units
+pruned from 200 and from 400 (the least important units removed in 4 steps, the readout refitted
+after each). The reservoirs are random (`topology="random"`): a pruned ring has no cycle left.
+Importance is either a unit's mean |state| times the norm of its outgoing weights (recurrent and
+readout; what the GRU's structured pruning uses) or the rise in the readout's training error when
+that unit's feature is dropped (w_i^2 / [(Phi^T Phi + ridge)^-1]_ii, optimal brain surgeon for a
+linear readout). Prints a Markdown table and, per pruning, the geometric mean of its RMSE over the
+drawn 100-unit reservoir's.
 """
 
 from __future__ import annotations

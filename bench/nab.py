@@ -6,7 +6,8 @@ Each detector: `rnnedge evaluate nab` over all 58 files (train on each file's pr
 only, score the rest online through the runtime's detector, one corpus-wide threshold per
 profile). The ESN also runs at 100 units, the size pruning half its reservoir would reach (as
 well as pruning does: bench/esn_prune.py), and at reservoir seeds 0-2: the seed alone moves its
-score by a point or more, so the table ends with their mean and range. --quick runs the ESN rows
+score (by 0.5 points for the default cycle reservoir, by up to 3.5 for a random one), so the table
+ends with their mean and range. --quick runs the ESN rows
 only. The int8 ESN (at the same seeds) and the int8 GRU also run as a device runs them: each file's
 model converted to the full-integer TFLite target and stepped in LiteRT (`--backend tflite`), and
 in TFLite Micro's interpreter as a microcontroller steps it (`--backend tflite-micro`). Prints a

@@ -67,6 +67,8 @@ def main() -> None:
                ("LSM 500 int8 synapses", TrainConfig(model=LSMConfig(input_size=1, units=500, weights="int8"))),
                ("ESN 200 float32", TrainConfig(model=ESNConfig(input_size=1))),
                ("ESN 200 int8", TrainConfig(model=ESNConfig(input_size=1), int8=True)),
+               ("ESN 200 int8, random reservoir", TrainConfig(model=ESNConfig(input_size=1, topology="random"),
+                                                              int8=True)),
                ("GRU H=32 float32", TrainConfig(model=GRUConfig(input_size=1, hidden=32),
                                                 gru=GRUTrainConfig(epochs=60, patience=8)))]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
