@@ -14,21 +14,20 @@ def _train_config(args, d: int):
 
     from ..scoring import Adaptive
     from ..specs import ESNConfig, GRUConfig, LSMConfig
+    density = {} if args.density is None else {"density": args.density}  # else the config's default
     if args.kind == "gru":
         model = GRUConfig(input_size=d, hidden=args.hidden, layers=args.layers)
     elif args.kind == "lsm":
-        model = LSMConfig(input_size=d, units=500 if args.units is None else args.units,
-                          density=LSMConfig.density if args.density is None else args.density,
+        model = LSMConfig(input_size=d, units=500 if args.units is None else args.units, **density,
                           weights=args.synapses, tau_mem=args.tau_mem, tau_trace=args.tau_trace,
                           input_gain=args.input_gain, recurrent_gain=args.recurrent_gain, seed=args.seed)
     else:
-        if args.density is not None and args.topology == "cycle":
+        if density and args.topology == "cycle":
             raise ConfigError("--density sets a random reservoir's sparsity; a cycle reservoir has one recurrent "
                               "weight per unit (add --topology random)")
         model = ESNConfig(input_size=d, units=200 if args.units is None else args.units,
                           spectral_radius=args.spectral_radius, leak=args.leak, input_scaling=args.input_scaling,
-                          density=ESNConfig.density if args.density is None else args.density,
-                          bias_scaling=args.bias_scaling, seed=args.seed, topology=args.topology)
+                          **density, bias_scaling=args.bias_scaling, seed=args.seed, topology=args.topology)
     cfg = TrainConfig(model=model,
                       gru=GRUTrainConfig(epochs=args.epochs, lr=args.lr, window=args.window, patience=args.patience,
                                           device=args.device),
