@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .errors import ArtifactError
+from .errors import ArtifactError, ConfigError
 from .validation import check_choice, check_float, check_int
 
 
@@ -39,8 +39,9 @@ class ESNConfig:
     29) is Rodan and Tino's simple cycle reservoir: unit i feeds unit i + 1 (the last the first)
     with the weight `spectral_radius` (the ring's radius is that weight), W_in is `input_scaling`
     times random signs. "random" (the default until then, and what an artifact without the key
-    holds) draws uniform(-1, 1) entries, keeps W's with probability `density` and rescales W to
-    `spectral_radius`, W_in times `input_scaling`. Both draw b as uniform(-1, 1) times
+    holds) draws uniform(-1, 1) entries, keeps W's with probability `density` (0.1 when None) and
+    rescales W to `spectral_radius`, W_in times `input_scaling`. A cycle refuses a density: it has
+    one recurrent weight per unit, and a density given to it would otherwise do nothing unseen. Both draw b as uniform(-1, 1) times
     `bias_scaling`. At the same hyper-parameters the cycle scores NAB above HTM at each of ten
     seeds where the random draw is a lottery (67.1-70.5), but forecasts about 2.5% worse on held-out
     data (README, "The reservoir's wiring"; bench/topology.py).
@@ -57,7 +58,7 @@ class ESNConfig:
     spectral_radius: float = 0.99
     leak: float = 0.3
     input_scaling: float = 0.5
-    density: float = 0.1
+    density: float | None = None  # a random reservoir's; None there means 0.1, the only value a cycle takes
     bias_scaling: float = 0.2
     seed: int = 0
     topology: str = "cycle"
@@ -69,7 +70,15 @@ class ESNConfig:
         check_float("ESNConfig", "spectral_radius", self.spectral_radius, 0.0, 2.0, lo_open=True)
         check_float("ESNConfig", "leak", self.leak, 0.0, 1.0, lo_open=True)
         check_float("ESNConfig", "input_scaling", self.input_scaling, 0.0, 100.0, lo_open=True)
-        check_float("ESNConfig", "density", self.density, 0.0, 1.0, lo_open=True)
+        if self.topology == "cycle":
+            if self.density is not None:
+                raise ConfigError(f"ESNConfig: density {self.density!r} sets a random reservoir's sparsity; a cycle "
+                                  "reservoir has one recurrent weight per unit (use topology 'random', "
+                                  "--topology random)")
+        else:
+            if self.density is None:
+                object.__setattr__(self, "density", 0.1)  # frozen: resolved once, so the manifest holds it
+            check_float("ESNConfig", "density", self.density, 0.0, 1.0, lo_open=True)
         check_float("ESNConfig", "bias_scaling", self.bias_scaling, 0.0, 100.0)
         check_int("ESNConfig", "seed", self.seed, 0, 2**32 - 1)
 
@@ -137,6 +146,8 @@ def config_from_dict(d: dict) -> ModelConfig:
     cls = CONFIGS[kind]
     if kind == "esn":  # written from schema 4 on; every ESN before it drew a random reservoir
         d.setdefault("topology", "random")
+        if d["topology"] == "cycle" and d.get("density") == 0.1:
+            d["density"] = None  # the first schema-4 artifacts stored the unused default beside a cycle
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:

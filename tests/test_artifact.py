@@ -92,7 +92,8 @@ def test_a_newer_schema_asks_for_an_upgrade_and_older_ones_still_load(copy):
     """Artifacts are written at schema 4; an artifact from a newer rnnedge is refused with the
     remedy, and one written at schema 1-3 loads and scores as before (its sections default)."""
     assert json.loads((copy / "manifest.json").read_text())["schema_version"] == 4
-    assert json.loads((copy / "manifest.json").read_text())["model"]["topology"] == "cycle"
+    model = json.loads((copy / "manifest.json").read_text())["model"]
+    assert model["topology"] == "cycle" and model["density"] is None
     _edit_manifest(copy, lambda m: m.update(schema_version=5))
     with pytest.raises(SchemaVersionError, match="upgrade rnnedge"):
         load_artifact(copy)
@@ -100,6 +101,10 @@ def test_a_newer_schema_asks_for_an_upgrade_and_older_ones_still_load(copy):
         _edit_manifest(copy, lambda m: (m.update(schema_version=old), m["model"].pop("topology", None)))
         art = load_artifact(copy)
         assert art.manifest["schema_version"] == old and art.config.topology == "random"
+        assert art.config.density == 0.1  # as written then
+    # the first schema-4 artifacts stored the unused default density beside a cycle
+    _edit_manifest(copy, lambda m: (m.update(schema_version=4), m["model"].update(topology="cycle", density=0.1)))
+    assert load_artifact(copy).config.density is None
 
 
 def test_shape_inconsistent_with_manifest(copy):

@@ -99,7 +99,7 @@ def test_a_cycle_reservoir_trains_converts_and_proves_its_targets(tmp_path):
               "-o", tmp_path / "taxi-random").stdout
     assert "60 units wired random at density 0.2" in out
     bad = cli("train", TAXI, "--rows", 500, "--density", 0.2, "-o", tmp_path / "bad", check=False)
-    assert bad.returncode == 1 and "add --topology random" in bad.stderr and not (tmp_path / "bad").exists()
+    assert bad.returncode == 1 and "--topology random" in bad.stderr and not (tmp_path / "bad").exists()
     bad = cli("train", TAXI, "--rows", 500, "--topology", "ring", "-o", tmp_path / "bad", check=False)
     assert bad.returncode == 2 and "invalid choice: 'ring'" in bad.stderr
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from edge.cell import run
+from edge.errors import ConfigError
 from edge.esn import ESNCell, make_reservoir
 from edge.gru import GRUCell
 from edge.specs import ESNConfig, GRUConfig
@@ -68,5 +69,8 @@ def test_cycle_reservoir_is_one_ring_at_the_spectral_radius():
     np.testing.assert_array_equal(np.abs(w["w_in"]), np.float32(0.3))
     assert 30 < np.sum(w["w_in"] > 0) < 70  # random signs
     np.testing.assert_array_equal(make_reservoir(config)["w_in"], w["w_in"])
+    with pytest.raises(ConfigError, match="density 0.2 sets a random reservoir's sparsity"):
+        ESNConfig(density=0.2)  # refused, not ignored
+    assert ESNConfig(topology="random").density == 0.1
     assert not np.array_equal(make_reservoir(ESNConfig(input_size=2, units=50, seed=2, topology="cycle"))["w_in"] / 0.5,
                               w["w_in"] / 0.3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import ConfigError, MissingDependencyError, RnnEdgeError
+from ..errors import MissingDependencyError, RnnEdgeError
 from .common import HOST_INSTALL, _host, _iso, _read, _read_options
 
 
@@ -22,9 +22,6 @@ def _train_config(args, d: int):
                           weights=args.synapses, tau_mem=args.tau_mem, tau_trace=args.tau_trace,
                           input_gain=args.input_gain, recurrent_gain=args.recurrent_gain, seed=args.seed)
     else:
-        if density and args.topology == "cycle":
-            raise ConfigError("--density sets a random reservoir's sparsity; a cycle reservoir has one recurrent "
-                              "weight per unit (add --topology random)")
         model = ESNConfig(input_size=d, units=200 if args.units is None else args.units,
                           spectral_radius=args.spectral_radius, leak=args.leak, input_scaling=args.input_scaling,
                           **density, bias_scaling=args.bias_scaling, seed=args.seed, topology=args.topology)
