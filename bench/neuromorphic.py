@@ -35,11 +35,17 @@ from trainer.pipeline import train  # noqa: E402
 TAXI = ROOT / "data" / "nab" / "data" / "realKnownCause" / "nyc_taxi.csv"
 
 
+def ring(art) -> bool:
+    """A cycle reservoir: its W is stepped as a rotation and one multiply a unit, in every target."""
+    return art.config.kind == "esn" and art.config.topology == "cycle"
+
+
 def macs(art) -> tuple[int, int]:
-    """(dense, nonzero) multiply-accumulates per step of the model's products, readout included."""
+    """(dense, nonzero) multiply-accumulates per step of the model's products, readout included (a
+    cycle's W: one multiply a unit)."""
     shapes = weight_shapes(art.config)
     mats = [n for n, s in shapes.items() if len(s) == 2]
-    dense = sum(int(np.prod(shapes[n])) for n in mats)
+    dense = sum(art.config.units if ring(art) and n == "w" else int(np.prod(shapes[n])) for n in mats)
     nonzero = sum(int(np.count_nonzero(art.weights[n])) for n in mats)
     return dense, nonzero
 
@@ -82,10 +88,10 @@ def main() -> None:
             z = art.normalizer.normalize(series.values[3000:])
             s0 = np.zeros((1, cell.state_size), np.float32)
             dense, nonzero = macs(art)
-            size = sum(art.weights[n].nbytes for n in weight_shapes(art.config))  # as stored (LSM: int8)
+            stepped = [n for n in weight_shapes(art.config) if not (ring(art) and n == "w")]  # a ring's one weight
+            size = sum(art.weights[n].nbytes for n in stepped)  # as stored (LSM: int8)
             if art.precision == "int8":  # served as int8: one byte per quantized weight
-                q = sum(art.weights[f"{n}.q"].size for n in weight_shapes(art.config) if f"{n}.q" in art.weights)
-                size -= 3 * q
+                size -= 3 * sum(art.weights[f"{n}.q"].size for n in stepped if f"{n}.q" in art.weights)
             spikes = synops = "—"
             t_dense = "—"
             if art.config.kind == "lsm":

@@ -3,8 +3,9 @@
     inputs:  x float32[B, D], one state tensor per GRU layer (or the reservoir) float32[B, H]
     outputs: y_hat float32[B, D], the new state tensors float32[B, H]
 
-The graph uses only fully-connected, add, sub, mul, logistic and tanh: the op set the TFLite GPU
-delegate, TFLite Micro and the Edge TPU all accept. A GRU's three gates are three separate
+The graph uses only fully-connected, add, sub, mul, logistic and tanh, and a cycle reservoir's
+rotation (two strided slices and a concatenation): the op set the TFLite GPU delegate, TFLite Micro
+and the Edge TPU all accept. A GRU's three gates are three separate
 fully-connected ops rather than one split (SPLIT is not in that set), and a two-layer GRU keeps one
 state tensor per layer instead of slicing one [B, 2H] tensor; `edge.targets.split_state` /
 `join_state` map the runtime's [B, S] state onto them.
@@ -17,7 +18,7 @@ from typing import Generic, Mapping, Protocol, TypeVar
 import numpy as np
 
 from edge.cell import RO_INPUT, RO_STATE
-from edge.esn import FC_IN, FC_REC, KEEP, NEW, PREACT, TANH
+from edge.esn import FC_IN, FC_REC, KEEP, NEW, PREACT, RING, TANH, ring_weight
 from edge.gru import N as GRU_N
 from edge.quant import pinnable, range_scale
 from edge.specs import ESNConfig, GRUConfig, ModelConfig
@@ -38,6 +39,7 @@ class Builder(Protocol, Generic[T]):
     def scale(self, a: T, c: float) -> T: ...  # a * c
     def sigmoid(self, a: T) -> T: ...
     def tanh(self, a: T) -> T: ...
+    def rotate(self, a: T) -> T: ...  # a rolled one place along its last axis: out[:, j] = a[:, j - 1]
     def label(self, t: T, name: str) -> T: ...  # name the tensor t (its int8 grid is pinned by name)
 
 
@@ -88,8 +90,9 @@ def _gru(c: GRUConfig, w: dict, g: Builder, x, states: list):
 
 def _esn(c: ESNConfig, w: dict, g: Builder, x, states: list):
     (s,) = states
-    pre = g.label(g.add(g.label(g.fc(x, w["w_in"], w["bias"]), FC_IN), g.label(g.fc(s, w["w"], None), FC_REC)),
-                  PREACT)
+    ring = ring_weight(c, w["w"])  # a cycle: one multiply a unit instead of a units x units product
+    rec = g.fc(s, w["w"], None) if ring is None else g.scale(g.label(g.rotate(s), RING), float(ring))
+    pre = g.label(g.add(g.label(g.fc(x, w["w_in"], w["bias"]), FC_IN), g.label(rec, FC_REC)), PREACT)
     a = np.float32(c.leak)  # the reference computes 1 - a in float32 too
     th = g.label(g.tanh(pre), TANH)
     new = g.add(g.label(g.scale(s, float(np.float32(1.0) - a)), KEEP), g.label(g.scale(th, float(a)), NEW))

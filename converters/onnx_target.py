@@ -50,10 +50,10 @@ class _OnnxBuilder:
         self.nodes.append(self.h.make_node(op, list(ins), [out], name=out, **attrs))
         return out
 
-    def _const(self, a: np.ndarray, hint: str) -> str:
+    def _const(self, a: np.ndarray, hint: str, dtype=np.float32) -> str:
         from onnx import numpy_helper
         name = self._name(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name))
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(a, dtype), name))
         return name
 
     def input(self, name: str, width: int) -> str:
@@ -86,6 +86,12 @@ class _OnnxBuilder:
 
     def scale(self, a: str, c: float) -> str:
         return self._op("Mul", a, self._const(np.array(c, np.float32), "scale"))
+
+    def rotate(self, a: str) -> str:
+        # the last unit, then the others, along axis 1
+        cols = lambda begin, end: self._op("Slice", a, *(self._const([v], "slice", np.int64)  # noqa: E731
+                                                         for v in (begin, end, 1)))
+        return self._op("Concat", cols(-1, np.iinfo(np.int64).max), cols(0, -1), axis=1)
 
     def label(self, t: str, name: str) -> str:
         self.renames[t] = name

@@ -46,12 +46,14 @@ class _TFLiteBuilder:
 
     def _tensor(self, name: str, shape: list[int], data: np.ndarray | None = None, batch: bool = False) -> int:
         t = self.s.TensorT()
-        t.name, t.shape, t.type = name, list(shape), self.s.TensorType.FLOAT32
+        int32 = data is not None and np.asarray(data).dtype == np.int32  # a slice's begin, end, strides
+        t.name, t.shape = name, list(shape)
+        t.type = self.s.TensorType.INT32 if int32 else self.s.TensorType.FLOAT32
         if batch:
             t.shapeSignature = [-1, *shape[1:]]
         if data is not None:
             b = self.s.BufferT()
-            b.data = np.frombuffer(np.ascontiguousarray(data, np.float32).tobytes(), np.uint8)
+            b.data = np.frombuffer(np.ascontiguousarray(data, np.int32 if int32 else np.float32).tobytes(), np.uint8)
             self.buffers.append(b)
             t.buffer = len(self.buffers) - 1
         self.tensors.append(t)
@@ -111,6 +113,21 @@ class _TFLiteBuilder:
 
     def tanh(self, a: int) -> int:
         return self._op(self.s.BuiltinOperator.TANH, [a], self._width(a))
+
+    def rotate(self, a: int) -> int:
+        # the last unit, then the others: STRIDED_SLICE x 2 and CONCATENATION (every batch row: mask bit 0)
+        s, n = self.s, self._width(a)
+
+        def cols(begin: int, end: int) -> int:
+            const = lambda v: self._tensor(f"i{len(self.tensors)}", [2], np.array(v, np.int32))  # noqa: E731
+            opt = s.StridedSliceOptionsT()
+            opt.beginMask = opt.endMask = 1
+            return self._op(s.BuiltinOperator.STRIDED_SLICE, [a, const([0, begin]), const([0, end]), const([1, 1])],
+                            end - begin, s.BuiltinOptions.StridedSliceOptions, opt)
+        opt = s.ConcatenationOptionsT()
+        opt.axis, opt.fusedActivationFunction = 1, s.ActivationFunctionType.NONE
+        return self._op(s.BuiltinOperator.CONCATENATION, [cols(n - 1, n), cols(0, n - 1)], n,
+                        s.BuiltinOptions.ConcatenationOptions, opt)
 
     def label(self, t: int, name: str) -> int:
         self.tensors[t].name = name

@@ -1,6 +1,9 @@
 """The numpy reference echo-state network: a fixed random reservoir and a trained linear readout.
 
     s' = (1 - a) s + a tanh(W_in x + W s + b)        y_hat = W_out [s'; x] + b_out
+
+A cycle reservoir's W s is r times s rotated one place (`ring_weight`): the cells and the step
+graph compute it so, one multiply a unit where a matrix product takes `units` of them.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ from typing import Mapping
 import numpy as np
 
 from .cell import RO_INPUT, RO_STATE, ConfigShapes, Int8Readout, Readout
-from .errors import ConfigError
+from .errors import ArtifactError, ConfigError
 from .quant import (ARITHMETICS, TANH_SCALE, Int8Add, Int8FC, calibrated_grids, f32, int8_tanh_table, pinnable,
                     quantize)
 from .specs import ESNConfig
 
 # the names the step graph gives the tensors whose int8 grids ESNInt8Cell sets (converters.graph):
 # the pre-activation's two fully-connected parts W_in x + b and W s, the pre-activation, its tanh,
-# the leaky update's two terms (1 - a) s and a tanh (and the readout's parts, `edge.cell`)
+# the leaky update's two terms (1 - a) s and a tanh (and the readout's parts, `edge.cell`); a cycle's
+# rotated state
 FC_IN, FC_REC, PREACT, TANH, KEEP, NEW = "fc_in", "fc_rec", "preact", "tanh", "keep", "new"
+RING = "ring"  # a cycle's rotated state, on the state's grid
 PARTS = (FC_IN, FC_REC, RO_STATE, RO_INPUT)  # calibrated ranges, as "preact" is
 
 
@@ -56,6 +61,28 @@ def make_reservoir(c: ESNConfig) -> dict[str, np.ndarray]:
     return {"w_in": w_in.astype(np.float32), "w": w.astype(np.float32), "bias": bias.astype(np.float32)}
 
 
+def ring_weight(config: ESNConfig, w: np.ndarray) -> np.float32 | None:
+    """A cycle reservoir's one recurrent weight r (W s = r x s rotated one place: unit i feeds unit
+    i + 1, the last the first), None for a random reservoir. A cycle whose W is not that ring (an
+    edited weights file) is refused: its targets step the ring, not the matrix."""
+    if config.topology != "cycle":
+        return None
+    n = w.shape[0]
+    r = np.float32(w[1 % n, 0])
+    ring = np.zeros((n, n), np.float32)
+    ring[(np.arange(n) + 1) % n, np.arange(n)] = r
+    if r == 0 or not np.array_equal(w, ring):
+        raise ArtifactError(f"a cycle reservoir's recurrent weights must be one ring (unit i feeds unit i + 1 with "
+                            f"one nonzero weight); these have {np.count_nonzero(w)} nonzero entries off that pattern "
+                            f"or a zero ring")
+    return r
+
+
+def rotate(state: np.ndarray) -> np.ndarray:
+    """The state rotated one place along its last axis, out[j] = state[j - 1]: the ring's shift."""
+    return np.roll(state, 1, axis=-1)
+
+
 @dataclass(frozen=True)
 class ESNCell(ConfigShapes):
     """float32 reference step."""
@@ -65,15 +92,18 @@ class ESNCell(ConfigShapes):
     w: np.ndarray
     bias: np.ndarray
     readout: Readout
+    ring: np.float32 | None = None  # `ring_weight`: W s is ring x rotate(s)
 
     @classmethod
     def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray]) -> "ESNCell":
         f = lambda name: np.ascontiguousarray(w[name], np.float32)  # noqa: E731
-        return cls(config, f("w_in"), f("w"), f("bias"), Readout(f("readout.weight"), f("readout.bias")))
+        return cls(config, f("w_in"), f("w"), f("bias"), Readout(f("readout.weight"), f("readout.bias")),
+                   ring_weight(config, f("w")))
 
     def reservoir_step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> np.ndarray:
         a = np.float32(self.config.leak)
-        fc_in, fc_rec = x @ self.w_in.T + self.bias, state @ self.w.T
+        fc_rec = state @ self.w.T if self.ring is None else self.ring * rotate(state)
+        fc_in = x @ self.w_in.T + self.bias
         pre = fc_in + fc_rec
         if taps is not None:
             taps[FC_IN], taps[FC_REC], taps[PREACT] = fc_in, fc_rec, pre
@@ -92,7 +122,8 @@ class ESNCell(ConfigShapes):
 class ESNInt8Cell(ConfigShapes):
     """The int8 step as its tflite-int8 target computes it, bit for bit, on LiteRT's CPU path
     (arithmetic "xnnpack") or in TFLite Micro ("gemmlowp"): the four fully-connected ops (W_in x + b
-    and W s, the readout's W_s s + b and W_x x), each onto its calibrated grid, and the three ADDs of
+    and W s, the readout's W_s s + b and W_x x), each onto its calibrated grid (a cycle's W s: the
+    state rotated, times r onto a grid on which the product is exact), and the three ADDs of
     the step graph (`edge.quant.Int8FC`, `Int8Add`), tanh onto int8 TANH's fixed grid (1/128, as
     every int8 TFLite and TFLite Micro kernel gives it) from a table. The leaky update's two terms
     (1 - a) s and a tanh lie on grids on which they are exact (`grids`), so their int8 values are
@@ -102,7 +133,7 @@ class ESNInt8Cell(ConfigShapes):
     config: ESNConfig
     scales: dict[str, float]  # "input", "state", "output" and the named tensors of the step graph
     fc_in: Int8FC
-    fc_rec: Int8FC
+    fc_rec: Int8FC | None  # None: a cycle, W s = r rotate(s), whose int8 values are those of rotate(s)
     preact: Int8Add
     tanh: np.ndarray  # int8 TANH of every int8 pre-activation (+ 128)
     update: Int8Add
@@ -119,11 +150,14 @@ class ESNInt8Cell(ConfigShapes):
                              tanh_inputs=(PREACT,))
         a = np.float32(config.leak)
         s[TANH], s[KEEP], s[NEW] = TANH_SCALE, pinnable((1.0 - a) * s["state"]), pinnable(a * TANH_SCALE)
+        ring = ring_weight(config, np.asarray(w["w"], np.float32))
+        if ring is not None:  # as KEEP: r x rotate(s) on the grid r x the state's is rotate(s)'s int8 values
+            s[FC_REC] = pinnable(ring * s["state"])
         fc = lambda q, scale, s_in, s_out, b=None: Int8FC.build(q, scale, s_in, s_out, b, arithmetic)  # noqa: E731
         add = lambda s_a, s_b, s_out: Int8Add.build(s_a, s_b, s_out, arithmetic)  # noqa: E731
         return cls(config, s,
                    fc(w["w_in.q"], w["w_in.scale"], s["input"], s[FC_IN], w["bias"]),
-                   fc(w["w.q"], w["w.scale"], s["state"], s[FC_REC]),
+                   None if ring is not None else fc(w["w.q"], w["w.scale"], s["state"], s[FC_REC]),
                    add(s[FC_IN], s[FC_REC], s[PREACT]),
                    int8_tanh_table(s[PREACT], arithmetic),
                    add(s[KEEP], s[NEW], s["state"]),
@@ -132,12 +166,14 @@ class ESNInt8Cell(ConfigShapes):
 
     def grids(self) -> dict[str, float]:
         """The int8 scale of each named tensor of the step graph (float32 values)."""
-        return {name: self.scales[name] for name in (FC_IN, FC_REC, PREACT, TANH, KEEP, NEW, RO_STATE, RO_INPUT)}
+        ring = {} if self.fc_rec is not None else {RING: self.scales["state"]}
+        return {**ring, **{name: self.scales[name] for name in (FC_IN, FC_REC, PREACT, TANH, KEEP, NEW, RO_STATE,
+                                                                  RO_INPUT)}}
 
     def step(self, x: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = self.scales
         xq, sq = quantize(x, s["input"]), quantize(state, s["state"])
-        pre = self.preact(self.fc_in(xq), self.fc_rec(sq))
+        pre = self.preact(self.fc_in(xq), rotate(sq) if self.fc_rec is None else self.fc_rec(sq))
         sq = self.update(sq, self.tanh[(pre + 128.0).astype(np.intp)])
         yq = self.readout(sq, xq)
         return yq * f32(s["output"]), sq * f32(s["state"])

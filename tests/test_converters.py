@@ -25,7 +25,10 @@ from edge.targets import GPU_TARGETS, TARGETS, LiteRTGpuCell, open_target  # noq
 from .conftest import sine_series, train_small, write_csv  # noqa: E402
 
 ALL = list(TARGETS)
-GPU_DELEGATE_OPS = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC", "TANH", "DEQUANTIZE"}
+# on the GPU delegate's supported-op list (ai.google.dev/edge/litert/performance/gpu); the last two
+# rotate a cycle reservoir's state
+GPU_DELEGATE_OPS = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC", "TANH", "DEQUANTIZE", "STRIDED_SLICE",
+                    "CONCATENATION"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +119,27 @@ def test_fp16_target_holds_only_gpu_delegate_ops_and_fp16_weights(converted):
     assert consts and all(t.type == s.TensorType.FLOAT16 for t in consts)
 
 
+def test_a_cycle_reservoirs_targets_rotate_the_state_instead_of_multiplying_it(converted):
+    """A cycle's W s is r times the state rotated one place: its targets hold no units x units
+    matrix (a random reservoir's do), and compute the same step."""
+    art, paths = converted
+    if art.config.kind != "esn":
+        pytest.skip("reservoirs only")
+    import onnx
+    from onnx import numpy_helper
+    from ai_edge_litert import schema_py_generated as s
+    h, cycle = art.config.units, art.config.topology == "cycle"
+    for name in ("tflite", "tflite-int8"):
+        ops, _, _ = check._tflite_graph(paths[name])
+        assert ({"STRIDED_SLICE", "CONCATENATION"} <= set(ops)) == cycle, (name, ops)
+        m = s.ModelT.InitFromPackedBuf(paths[name].read_bytes(), 0)
+        square = [t.shape for t in m.subgraphs[0].tensors if list(t.shape) == [h, h]]
+        assert bool(square) != cycle, (name, square)
+    for name in ("onnx", "onnx-int8"):
+        shapes = [numpy_helper.to_array(i).shape for i in onnx.load(paths[name]).graph.initializer]
+        assert ((h, h) in shapes) != cycle, (name, shapes)
+
+
 def test_int8_targets_share_one_scale_for_state_in_and_out(converted):
     art, paths = converted
     cell = open_target(paths["tflite-int8"], "tflite-int8", art.config)
@@ -147,8 +171,9 @@ def test_int8_targets_round_on_the_reference_cells_grids(converted):
     want = {"x": range_scale(*r["input"]), "y_hat": range_scale(*r["output"]),
             **{n: range_scale(*r["state"]) for n in state_names(art.config)}, **art.cell("int8").grids()}
     if art.config.kind == "esn":
+        ring = {"ring"} if art.config.topology == "cycle" else set()  # the rotated state
         assert set(want) == {"x", "y_hat", "state", "fc_in", "fc_rec", "preact", "tanh", "keep", "new", "ro_state",
-                             "ro_input"}
+                             "ro_input", *ring}
     else:
         from edge.gru import N, PARTS
         layers = [f"_l{i}" for i in range(art.config.layers)]
