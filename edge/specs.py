@@ -41,10 +41,12 @@ class ESNConfig:
     times random signs. "random" (the default until then, and what an artifact without the key
     holds) draws uniform(-1, 1) entries, keeps W's with probability `density` (0.1 when None) and
     rescales W to `spectral_radius`, W_in times `input_scaling`. A cycle refuses a density: it has
-    one recurrent weight per unit, and a density given to it would otherwise do nothing unseen. Both draw b as uniform(-1, 1) times
-    `bias_scaling`. At the same hyper-parameters the cycle scores NAB above HTM at each of ten
-    seeds where the random draw is a lottery (67.1-70.5), but forecasts about 2.5% worse on held-out
-    data (README, "The reservoir's wiring"; bench/topology.py).
+    one recurrent weight per unit, and a density given to it would otherwise do nothing unseen.
+    Both draw b as uniform(-1, 1) times `bias_scaling`. At the same hyper-parameters the cycle
+    scores NAB above HTM at each of ten seeds where the random draw is a lottery (67.1-70.5), but
+    forecasts about 2.5% worse on held-out data (README, "The reservoir's wiring";
+    bench/topology.py). Its cells and targets step W s as the state rotated one place times the
+    ring's weight (`edge.esn.ring_weight`).
 
     The spectral radius is 0.99 (0.9 until session 22): with the leak of 0.3 the linearised
     update's radius (1 - leak) + leak x 0.99 is 0.997 instead of 0.97 (memory of a few hundred
