@@ -47,8 +47,7 @@ def make_reservoir(c: ESNConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(c.seed)
     if c.topology == "cycle":
         w_in = rng.choice((-1.0, 1.0), (c.units, c.input_size)) * c.input_scaling
-        w = np.zeros((c.units, c.units))
-        w[(np.arange(c.units) + 1) % c.units, np.arange(c.units)] = c.spectral_radius
+        w = _ring(c.units, c.spectral_radius)
     else:
         w_in = rng.uniform(-1.0, 1.0, (c.units, c.input_size)) * c.input_scaling
         w = rng.uniform(-1.0, 1.0, (c.units, c.units)) * (rng.random((c.units, c.units)) < c.density)
@@ -61,20 +60,24 @@ def make_reservoir(c: ESNConfig) -> dict[str, np.ndarray]:
     return {"w_in": w_in.astype(np.float32), "w": w.astype(np.float32), "bias": bias.astype(np.float32)}
 
 
+def _ring(n: int, r: float) -> np.ndarray:
+    """W of a cycle of n units: unit i feeds unit i + 1 (the last the first) with the weight r."""
+    w = np.zeros((n, n), np.float32)
+    w[(np.arange(n) + 1) % n, np.arange(n)] = r
+    return w
+
+
 def ring_weight(config: ESNConfig, w: np.ndarray) -> np.float32 | None:
-    """A cycle reservoir's one recurrent weight r (W s = r x s rotated one place: unit i feeds unit
-    i + 1, the last the first), None for a random reservoir. A cycle whose W is not that ring (an
-    edited weights file) is refused: its targets step the ring, not the matrix."""
+    """A cycle reservoir's one recurrent weight r (W s = r x s rotated one place), None for a random
+    reservoir. A cycle whose W is not that ring (an edited weights file) is refused: its targets
+    step the ring, not the matrix."""
     if config.topology != "cycle":
         return None
-    n = w.shape[0]
-    r = np.float32(w[1 % n, 0])
-    ring = np.zeros((n, n), np.float32)
-    ring[(np.arange(n) + 1) % n, np.arange(n)] = r
-    if r == 0 or not np.array_equal(w, ring):
+    r = np.float32(w[1, 0])
+    off = int(np.count_nonzero(w != _ring(w.shape[0], r)))
+    if r == 0 or off:
         raise ArtifactError(f"a cycle reservoir's recurrent weights must be one ring (unit i feeds unit i + 1 with "
-                            f"one nonzero weight); these have {np.count_nonzero(w)} nonzero entries off that pattern "
-                            f"or a zero ring")
+                            f"one nonzero weight); {off} of these differ from the ring of weight {r}")
     return r
 
 
@@ -97,8 +100,9 @@ class ESNCell(ConfigShapes):
     @classmethod
     def from_weights(cls, config: ESNConfig, w: Mapping[str, np.ndarray]) -> "ESNCell":
         f = lambda name: np.ascontiguousarray(w[name], np.float32)  # noqa: E731
-        return cls(config, f("w_in"), f("w"), f("bias"), Readout(f("readout.weight"), f("readout.bias")),
-                   ring_weight(config, f("w")))
+        rec = f("w")
+        return cls(config, f("w_in"), rec, f("bias"), Readout(f("readout.weight"), f("readout.bias")),
+                   ring_weight(config, rec))
 
     def reservoir_step(self, x: np.ndarray, state: np.ndarray, taps: dict | None = None) -> np.ndarray:
         a = np.float32(self.config.leak)

@@ -60,7 +60,7 @@ class ESNConfig:
     spectral_radius: float = 0.99
     leak: float = 0.3
     input_scaling: float = 0.5
-    density: float | None = None  # a random reservoir's; None there means 0.1, the only value a cycle takes
+    density: float | None = None  # a random reservoir's (None: 0.1); a cycle has none
     bias_scaling: float = 0.2
     seed: int = 0
     topology: str = "cycle"
@@ -72,12 +72,10 @@ class ESNConfig:
         check_float("ESNConfig", "spectral_radius", self.spectral_radius, 0.0, 2.0, lo_open=True)
         check_float("ESNConfig", "leak", self.leak, 0.0, 1.0, lo_open=True)
         check_float("ESNConfig", "input_scaling", self.input_scaling, 0.0, 100.0, lo_open=True)
-        if self.topology == "cycle":
-            if self.density is not None:
-                raise ConfigError(f"ESNConfig: density {self.density!r} sets a random reservoir's sparsity; a cycle "
-                                  "reservoir has one recurrent weight per unit (use topology 'random', "
-                                  "--topology random)")
-        else:
+        if self.topology == "cycle" and self.density is not None:
+            raise ConfigError(f"ESNConfig: density {self.density!r} sets a random reservoir's sparsity; a cycle "
+                              "reservoir has one recurrent weight per unit (use topology 'random', --topology random)")
+        if self.topology == "random":
             if self.density is None:
                 object.__setattr__(self, "density", 0.1)  # frozen: resolved once, so the manifest holds it
             check_float("ESNConfig", "density", self.density, 0.0, 1.0, lo_open=True)

@@ -120,8 +120,8 @@ def test_fp16_target_holds_only_gpu_delegate_ops_and_fp16_weights(converted):
 
 
 def test_a_cycle_reservoirs_targets_rotate_the_state_instead_of_multiplying_it(converted):
-    """A cycle's W s is r times the state rotated one place: its targets hold no units x units
-    matrix (a random reservoir's do), and compute the same step."""
+    """A cycle's W s is r times the state rotated one place: its targets hold the rotation's ops and
+    no units x units matrix; a random reservoir's hold the matrix (parity: the tests below)."""
     art, paths = converted
     if art.config.kind != "esn":
         pytest.skip("reservoirs only")

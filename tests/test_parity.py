@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from edge.cell import run
-from edge.errors import ConfigError
-from edge.esn import ESNCell, make_reservoir
+from edge.errors import ArtifactError, ConfigError
+from edge.esn import ESNCell, make_reservoir, ring_weight
 from edge.gru import GRUCell
 from edge.specs import ESNConfig, GRUConfig
 from trainer.gru import TorchGRU, seeded
@@ -69,6 +69,12 @@ def test_cycle_reservoir_is_one_ring_at_the_spectral_radius():
     np.testing.assert_array_equal(np.abs(w["w_in"]), np.float32(0.3))
     assert 30 < np.sum(w["w_in"] > 0) < 70  # random signs
     np.testing.assert_array_equal(make_reservoir(config)["w_in"], w["w_in"])
+    assert ring_weight(config, w["w"]) == np.float32(0.8)
+    edited = {**w, "w": w["w"].copy()}
+    edited["w"][3, 7] = 0.1  # no longer one ring: refused, since its targets would step the ring
+    with pytest.raises(ArtifactError, match="1 of these differ from the ring of weight 0.8"):
+        ESNCell.from_weights(config, {**edited, "readout.weight": np.zeros((2, 52), np.float32),
+                                      "readout.bias": np.zeros(2, np.float32)})
     with pytest.raises(ConfigError, match="density 0.2 sets a random reservoir's sparsity"):
         ESNConfig(density=0.2)  # refused, not ignored
     assert ESNConfig(topology="random").density == 0.1
