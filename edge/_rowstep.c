@@ -180,9 +180,10 @@ static int in_range(npy_intp i, const State *s) {
 }
 
 /* Stream i's step: raw values x[D] -> z[D] normalised, z2[D] squared standardised residuals,
-   res = (score, distance, adaptive, first); updates its state and returns the alert event. */
+   res = (score, distance, adaptive, first); updates its state and returns the alert event. context:
+   the sample closed a block on a level new for its shape (context.ContextNovelty, run before). */
 static int step(const Consts *k, const State *s, npy_intp i, const float *x, double t, float *z, double *z2,
-                double *res) {
+                double *res, int context) {
     npy_intp d = k->d, nk = k->k;
     const double *p = k->p, *kd = k->kd, *kp = k->kp;
     float *forecast = s->forecast + i * d, *lo = s->extent + i * 2 * d, *hi = lo + d;
@@ -208,7 +209,7 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
     double score = live ? score_of(dist, kd, kp, nk, p[P_TAIL_BETA]) : 0.0;
 
     /* the value range and novelty (Detector.step_row) */
-    int novel = 0, outside = 0;
+    int novel = context, outside = 0;
     for (npy_intp c = 0; c < d; c++)
         if (x[c] < lo[c] || x[c] > hi[c]) outside = 1;
     if (outside) {
@@ -320,11 +321,12 @@ static int step(const Consts *k, const State *s, npy_intp i, const float *x, dou
 
 /* row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below,
             cooldown, extent, z_out, z2_out, t, profile_spreads, profile_knots, profile_params, season,
-            profile) -> (event, score, distance, adaptive, first)
-   x float32[D]; z_out float32[1, D]: the normalised sample; z2_out float64[D]; t its timestamp */
+            profile, context) -> (event, score, distance, adaptive, first)
+   x float32[D]; z_out float32[1, D]: the normalised sample; z2_out float64[D]; t its timestamp;
+   context: true where the sample is new for its context */
 static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 22) {
-        PyErr_SetString(PyExc_TypeError, "row_step takes 22 arguments");
+    if (nargs != 23) {
+        PyErr_SetString(PyExc_TypeError, "row_step takes 23 arguments");
         return NULL;
     }
     Py_ssize_t i = PyLong_AsSsize_t(args[0]);
@@ -343,19 +345,22 @@ static PyObject *row_step(PyObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     double t = PyFloat_AsDouble(args[16]);
     if (t == -1.0 && PyErr_Occurred()) return NULL;
+    int context = PyObject_IsTrue(args[22]);
+    if (context < 0) return NULL;
     double res[4];
-    int event = step(&k, &s, i, DATA(float, args[1]), t, DATA(float, args[14]), DATA(double, args[15]), res);
+    int event = step(&k, &s, i, DATA(float, args[1]), t, DATA(float, args[14]), DATA(double, args[15]), res,
+                     context);
     return Py_BuildValue("(idddd)", event, res[0], res[1], res[2], res[3]);
 }
 
 /* rows_step(idx, x, norm, ..., extent, z_out, z2_out, res_out, events_out, ts, profile_spreads,
-             profile_knots, profile_params, season, profile) -> None
+             profile_knots, profile_params, season, profile, context) -> None
    The streams in slots idx int64[B] (distinct), one sample each, x float32[B, D], ts float64[B], in order: row b of
    z_out float32[B, D], z2_out float64[B, D], res_out float64[B, 4] and events_out int8[B] is
-   row_step's output for stream idx[b]. */
+   row_step's output for stream idx[b]; context bool[B] its argument. */
 static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 24) {
-        PyErr_SetString(PyExc_TypeError, "rows_step takes 24 arguments");
+    if (nargs != 25) {
+        PyErr_SetString(PyExc_TypeError, "rows_step takes 25 arguments");
         return NULL;
     }
     if (!check(args[0], "idx", NPY_INT64, 1, -1, -1) || !PyArray_Check(args[1]) ||
@@ -369,7 +374,8 @@ static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nar
     if (d < 1 || !check(args[1], "x", NPY_FLOAT32, 2, b, d) || !parse(args + 2, d, &k, &s) ||
         !check(args[14], "z_out", NPY_FLOAT32, 2, b, d) || !check(args[15], "z2_out", NPY_FLOAT64, 2, b, d) ||
         !check(args[16], "res_out", NPY_FLOAT64, 2, b, 4) || !check(args[17], "events_out", NPY_INT8, 1, b, -1) ||
-        !check(args[18], "ts", NPY_FLOAT64, 1, b, -1) || !parse_profile(args + 19, &k, &s)) {
+        !check(args[18], "ts", NPY_FLOAT64, 1, b, -1) || !parse_profile(args + 19, &k, &s) ||
+        !check(args[24], "context", NPY_BOOL, 1, b, -1)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "rows_step: x must hold at least one value");
         return NULL;
     }
@@ -381,8 +387,10 @@ static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nar
     double *z2 = DATA(double, args[15]), *res = DATA(double, args[16]);
     npy_int8 *events = DATA(npy_int8, args[17]);
     const double *ts = DATA(double, args[18]);
+    const npy_bool *context = DATA(npy_bool, args[24]);
     for (npy_intp j = 0; j < b; j++)
-        events[j] = (npy_int8)step(&k, &s, idx[j], x + j * d, ts[j], z + j * d, z2 + j * d, res + j * 4);
+        events[j] = (npy_int8)step(&k, &s, idx[j], x + j * d, ts[j], z + j * d, z2 + j * d, res + j * 4,
+                                   context[j]);
     Py_RETURN_NONE;
 }
 
@@ -390,10 +398,10 @@ static PyMethodDef methods[] = {
     {"rows_step", (PyCFunction)(void (*)(void))rows_step, METH_FASTCALL,
      "rows_step(idx, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
      "extent, z_out, z2_out, res_out, events_out, ts, profile_spreads, profile_knots, profile_params, season, "
-     "profile): row_step for several streams (see edge/_rowstep.c)."},
+     "profile, context): row_step for several streams (see edge/_rowstep.c)."},
     {"row_step", (PyCFunction)(void (*)(void))row_step, METH_FASTCALL,
      "row_step(i, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
-     "extent, z_out, z2_out, t, profile_spreads, profile_knots, profile_params, season, profile) -> "
+     "extent, z_out, z2_out, t, profile_spreads, profile_knots, profile_params, season, profile, context) -> "
      "(event, score, distance, adaptive, first): one stream's scoring step "
      "(see edge/_rowstep.c)."},
     {NULL, NULL, 0, NULL},

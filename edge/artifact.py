@@ -35,8 +35,10 @@ FORMAT = "rnnedge-model"
 # rnnedge that reads only 2 refuses these artifacts instead of scoring a "max" one by the RMS.
 # 4: an ESN's `topology` in the model section (older ESN artifacts are random reservoirs), so an
 # rnnedge that reads only 3 asks for an upgrade instead of naming an unknown key.
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+# 5: the contextual-novelty section (context.ContextNovelty), so an rnnedge that reads only 4 refuses
+# these artifacts instead of scoring them without it. Older artifacts score as before (none).
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.npz"
 CALIBRATION = "calibration.npz"

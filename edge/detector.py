@@ -15,6 +15,7 @@ import numpy as np
 from .alerts import AlertState, alert_step, alert_step_one
 from .artifact import Artifact
 from .cell import Cell, init_state
+from .context import ContextNovelty, disabled_state
 from .errors import ArtifactError, DataError
 from .scoring import _NEG_INV_LN10, Adaptive, shares
 from .seasonal import DailyProfile
@@ -45,6 +46,8 @@ class DetectorState:
     extent: np.ndarray    # float32[B, 2, D]: the lowest and highest raw value seen (training range included)
     season: np.ndarray    # float64[B, 3]: the daily profile's surprise statistics (seasonal.DailyProfile)
     profile: np.ndarray   # float32[B, bins, D]: the daily profile (NaN: bin not visited); bins 0 without one
+    context: np.ndarray   # float64[B, D, H]: contextual novelty's open blocks and levels; H 0 without it
+    memory: np.ndarray    # float32[B, D, M, W + 1]: its windows (context.ContextNovelty), updated in place
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Detector:
         self.warmup = int(artifact.manifest.get("warmup", 0))
         self._adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
         self.daily = DailyProfile.from_dict(artifact.manifest.get("daily_profile"), len(self.normalizer.mean))
+        self.context = ContextNovelty.from_dict(artifact.manifest.get("context_novelty"), len(self.normalizer.mean))
         self._compiled = None
         d = self.cell.input_size
         ext = artifact.manifest.get("extent")  # the training rows' range; absent in older artifacts
@@ -149,13 +153,30 @@ class Detector:
         d = self.cell.input_size
         return DetectorState(init_state(self.cell, batch), np.zeros((batch, d), np.float32),
                              np.zeros(batch, np.int64), AlertState.zeros(batch), Adaptive.zeros(batch),
-                             np.repeat(self.extent[None], batch, axis=0), *self.profile_zeros(batch))
+                             np.repeat(self.extent[None], batch, axis=0), *self.profile_zeros(batch),
+                             *self.context_zeros(batch))
 
     def profile_zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """New streams' daily-profile state (statistics, profile); a profile of 0 bins without one."""
         if self.daily is None:
             return np.zeros((batch, 3)), np.zeros((batch, 0, self.cell.input_size), np.float32)
         return self.daily.zeros(batch)
+
+    def context_zeros(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """New streams' contextual-novelty state (open blocks, memory); empty arrays without one."""
+        if self.context is None:
+            return disabled_state(batch, self.cell.input_size)
+        return self.context.zeros(batch)
+
+    def _context(self, st: DetectorState, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray | bool:
+        """Contextual novelty of x float32[B, D] for the streams in `rows` of st (all without), in place."""
+        if self.context is None:
+            return False
+        n = len(st.seen)
+        if rows is not None and rows.size and not (0 <= rows.min() and rows.max() < n):
+            bad = rows[(rows < 0) | (rows >= n)][0]
+            raise IndexError(f"row_step: stream {bad} is out of range for {n} streams")
+        return self.context.observe(st.context, st.memory, x, rows)
 
     def _timestamps(self, ts) -> None:
         if ts is None and self.daily is not None:
@@ -164,7 +185,9 @@ class Detector:
 
     def step(self, st: DetectorState, x: np.ndarray, ts: np.ndarray | None = None) -> tuple[DetectorState, StepResult]:
         """x: float32[B, D] raw sensor values (not normalised); ts float64[B]: their timestamps
-        (epoch seconds), needed by a model with a daily profile."""
+        (epoch seconds), needed by a model with a daily profile. st.context and st.memory are
+        updated in place (a memory is tens of kB a stream: a copy every step would cost more than
+        the step); the rest of st is left as it was."""
         self._timestamps(ts)
         z = self.normalizer.normalize(x)
         distance, share = self.scorer.distance(z - st.forecast)
@@ -181,6 +204,7 @@ class Detector:
             margin = np.where(np.isfinite(span), self.adaptive.novelty_margin * span, 0.0)  # none before a range
             novel = ((x64 < lo64 - margin) | (x64 > hi64 + margin)).any(axis=1)
             extent = np.stack([np.minimum(lo, x), np.maximum(hi, x)], axis=1)
+        novel = novel | self._context(st, x)
         log_surv = self.scorer.log_survival(distance, score)
         season, profile, extra = st.season, st.profile, None
         if self.daily is not None:
@@ -191,7 +215,8 @@ class Detector:
             self.daily.learn(profile, k, x, self.daily.learns(own, novel, visited))
         alerts, events = alert_step(self.alert_config, st.alerts, adaptive if self._on_adaptive else score)
         forecast, model = self.cell.step(z, st.model)
-        return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent, season, profile),
+        return (DetectorState(model, forecast, st.seen + 1, alerts, adapt, extent, season, profile, st.context,
+                              st.memory),
                 StepResult(score, distance, share, events, adaptive, first))
 
     def step_row(self, st: DetectorState, i: int, x: np.ndarray, t: float | None = None) -> RowResult:
@@ -206,14 +231,19 @@ class Detector:
             x = np.ascontiguousarray(x, np.float32)
         if t is None:
             self._timestamps(t)
+        ctx = False
+        if self.context is not None:
+            if not 0 <= i < len(st.seen):
+                raise IndexError(f"row_step: stream {i} is out of range for {len(st.seen)} streams")
+            ctx = self.context.observe_one(st.context[i], st.memory[i], x.tolist())
         if self._compiled is None:
-            event, score, distance, adaptive, first, z, z2 = self._score_row(st, i, x, t)
+            event, score, distance, adaptive, first, z, z2 = self._score_row(st, i, x, t, ctx)
         else:
             a = st.alerts
             z, z2 = self._z, self._z2
             event, score, distance, adaptive, first = self._compiled(
                 i, x, *self._consts, st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown,
-                st.extent, z, z2, 0.0 if t is None else t, *self._profile_consts, st.season, st.profile)
+                st.extent, z, z2, 0.0 if t is None else t, *self._profile_consts, st.season, st.profile, ctx)
         share = forecast = None
         if event:  # each channel's share of the squared distance, and the forecast it was scored against
             share = shares(np.asarray(z2, np.float64)[None])[1]
@@ -235,18 +265,20 @@ class Detector:
         res, events = np.empty((b, 4)), np.empty(b, np.int8)
         a = st.alerts
         ts = np.zeros(b) if ts is None else np.ascontiguousarray(ts, np.float64)
-        _rowstep.rows_step(np.asarray(idx, np.int64), np.ascontiguousarray(x, np.float32), *self._consts,
+        idx = np.asarray(idx, np.int64)
+        ctx = np.zeros(b, bool) | self._context(st, x, idx)
+        _rowstep.rows_step(idx, np.ascontiguousarray(x, np.float32), *self._consts,
                            st.forecast, st.seen, st.adapt, a.active, a.above, a.below, a.cooldown, st.extent,
-                           z, z2, res, events, ts, *self._profile_consts, st.season, st.profile)
+                           z, z2, res, events, ts, *self._profile_consts, st.season, st.profile, ctx)
         forecast = st.forecast[idx]
         y, model = self.cell.step(z, st.model[idx])
         st.model[idx], st.forecast[idx] = model, y
         share = shares(z2)[1] if events.any() else z2  # read only for alert events
         return StepResult(res[:, 0], res[:, 1], share, events, res[:, 2], res[:, 3]), forecast
 
-    def _score_row(self, st: DetectorState, i: int, x: np.ndarray, t: float | None) -> tuple:
-        """edge._rowstep.row_step in Python floats: updates row i's scoring state (seen included) and
-        returns (event, score, distance, adaptive, first, z float32[1, D], squared residuals)."""
+    def _score_row(self, st: DetectorState, i: int, x: np.ndarray, t: float | None, novel: bool) -> tuple:
+        """edge._rowstep.row_step in Python floats (`novel`: the sample is new for its context): updates
+        row i's scoring state (seen included) and returns (event, score, distance, adaptive, first, z float32[1, D], squared residuals)."""
         norm = self.normalizer
         if self._one_channel:  # float32 scalar arithmetic: the same IEEE operations, a tenth of the calls
             zf = (x[0] - self._mean0) / self._std0
@@ -262,11 +294,10 @@ class Detector:
         score = scorer.score_one(distance) if live else 0.0
         ext = st.extent[i]
         (lo, hi), xs = ext.tolist(), x.tolist()
-        novel = False
         if any(v < a or v > b for v, a, b in zip(xs, lo, hi)):
             m = self.adaptive.novelty_margin
             margins = [m * (b - a) if math.isfinite(b - a) else 0.0 for a, b in zip(lo, hi)]
-            novel = any(v < a - g or v > b + g for v, a, b, g in zip(xs, lo, hi, margins))
+            novel = novel or any(v < a - g or v > b + g for v, a, b, g in zip(xs, lo, hi, margins))
             np.minimum(ext[0], x, out=ext[0])
             np.maximum(ext[1], x, out=ext[1])
         surprise = scorer.log_survival_one(distance, score) if live else 0.0  # unused while warming up

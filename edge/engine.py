@@ -37,11 +37,12 @@ from .validation import check_float, check_int
 
 CHECKPOINT_FORMAT = "rnnedge-checkpoint"
 # 2: the adaptive score's state gained a column; 3: the daily profile's state; 4: the adaptive
-# score's fatigue load. Older versions are upgraded on restore (no profile learned yet, no load).
-CHECKPOINT_VERSION = 4
+# score's fatigue load; 5: contextual novelty's blocks and memory. Older versions are upgraded on
+# restore (no profile learned yet, no load, no memory).
+CHECKPOINT_VERSION = 5
 EVENT_NAMES = {RAISED: "raised", CLEARED: "cleared"}
 _ARRAYS = ("model", "forecast", "seen", "active", "above", "below", "cooldown", "adapt", "extent", "last_ts",
-           "season", "profile")
+           "season", "profile", "context", "memory")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Engine:
         self.adapt = Adaptive.zeros(n)
         self.extent = np.repeat(self.detector.extent[None], n, axis=0)
         self.season, self.profile = self.detector.profile_zeros(n)
+        self.context, self.memory = self.detector.context_zeros(n)
         self.last_ts = np.full(n, -np.inf)
         self.last_wall = np.zeros(n)
         self._free = list(range(n - 1, -1, -1))
@@ -108,7 +110,7 @@ class Engine:
         """The slot arrays as one DetectorState, for `Detector.step_row` to update a row in place."""
         self._rows = DetectorState(self.model, self.forecast, self.seen,
                                    AlertState(self.active, self.above, self.below, self.cooldown),
-                                   self.adapt, self.extent, self.season, self.profile)
+                                   self.adapt, self.extent, self.season, self.profile, self.context, self.memory)
 
     def _grow(self) -> None:
         old = {name: getattr(self, name) for name in (*_ARRAYS, "last_wall")}
@@ -129,6 +131,7 @@ class Engine:
             self.adapt[i] = Adaptive.zeros(1)[0]
             self.extent[i] = self.detector.extent
             (self.season[i],), (self.profile[i],) = self.detector.profile_zeros(1)
+            (self.context[i],), (self.memory[i],) = self.detector.context_zeros(1)
             self.last_ts[i] = -np.inf
 
     def _slot(self, stream: str, now: float) -> int | None:
@@ -326,7 +329,8 @@ class Engine:
         else:
             st = DetectorState(self.model[idx], self.forecast[idx], self.seen[idx],
                                AlertState(self.active[idx], self.above[idx], self.below[idx], self.cooldown[idx]),
-                               self.adapt[idx], self.extent[idx], self.season[idx], self.profile[idx])
+                               self.adapt[idx], self.extent[idx], self.season[idx], self.profile[idx],
+                               self.context[idx], self.memory[idx])
             forecast = st.forecast
             new, res = self.detector.step(st, x, ts)
             self.model[idx], self.forecast[idx], self.seen[idx] = new.model, new.forecast, new.seen
@@ -335,6 +339,7 @@ class Engine:
                                                                                       a.cooldown)
             self.adapt[idx], self.extent[idx], self.season[idx], self.profile[idx] = (new.adapt, new.extent,
                                                                                      new.season, new.profile)
+            self.context[idx], self.memory[idx] = new.context, new.memory
         self.last_ts[idx] = ts
         self.counters["samples"] += len(ts)
         out.streams.extend(names)
@@ -367,7 +372,8 @@ class Engine:
         adaptive score's statistics (its surprise is another model's); alert machines, value ranges
         and timestamps carry on, so an open alert is neither lost nor raised again. Each stream's daily
         profile carries on where the new model cuts the same period (a day or a week) into the same
-        bins (it describes the stream, not the model); its surprise statistics restart."""
+        bins (it describes the stream, not the model); its surprise statistics restart. So does each
+        stream's contextual-novelty memory, where the new model cuts the same blocks and windows."""
         new = list(detector.artifact.features)
         if new != self.features:
             raise ConfigError(f"the new model takes features {new}; the streams carry {self.features}")
@@ -383,6 +389,9 @@ class Engine:
         if old is not None and new is not None and old.cuts_like(new):
             profile = self.profile
         self.season, self.profile = season, profile
+        old, new = self.detector.context, detector.context
+        if old is None or new is None or not old.same_cut(new):
+            self.context, self.memory = detector.context_zeros(len(self.seen))
         self.detector = detector
         self._bind()
 
@@ -420,6 +429,8 @@ class Engine:
             arrays["adapt"] = np.hstack([old, *first, np.zeros((len(old), 1))])
         if version < 3:  # no daily profile learned yet
             arrays["season"], arrays["profile"] = self.detector.profile_zeros(len(meta.get("streams", ())))
+        if version < 5:  # no contextual-novelty memory yet
+            arrays["context"], arrays["memory"] = self.detector.context_zeros(len(meta.get("streams", ())))
         missing = [n for n in _ARRAYS if n not in arrays]
         if missing:
             raise ConfigError(f"{path}: checkpoint lacks the arrays {', '.join(missing)}")
@@ -428,7 +439,9 @@ class Engine:
         n = len(meta["streams"])
         if (any(len(a) != n for a in arrays.values()) or arrays["model"].shape[1:] != self.model.shape[1:]
                 or arrays["adapt"].shape[1:] != self.adapt.shape[1:]
-                or arrays["profile"].shape[1:] != self.profile.shape[1:]):
+                or arrays["profile"].shape[1:] != self.profile.shape[1:]
+                or arrays["memory"].shape[1:] != self.memory.shape[1:]
+                or arrays["context"].shape[1:] != self.context.shape[1:]):
             raise ConfigError(f"{path}: checkpoint arrays disagree with its stream list or the model's shapes")
         size = 16
         while size < n:

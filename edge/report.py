@@ -102,6 +102,8 @@ def describe(art: Artifact) -> str:
                      f"learns while the forecaster's z is under {dp['gate']:g}")
     elif "daily_profile" in metrics:
         lines.append(f"  profile     {metrics['daily_profile']}")
+    if "context_novelty" in metrics:
+        lines.append(f"  context     {metrics['context_novelty']}")
     pv = m.get("provenance", {})
     if pv:
         d = pv["data"]

@@ -81,20 +81,20 @@ def test_digest_mismatch(copy):
         load_artifact(copy)
 
 
-@pytest.mark.parametrize("version", [5, 0, "2", True])
+@pytest.mark.parametrize("version", [6, 0, "2", True])
 def test_unknown_schema_version(copy, version):
     _edit_manifest(copy, lambda m: m.update(schema_version=version))
-    with pytest.raises(SchemaVersionError, match=f"schema_version {version!r}.*reads \\(1, 2, 3, 4\\)"):
+    with pytest.raises(SchemaVersionError, match=f"schema_version {version!r}.*reads \\(1, 2, 3, 4, 5\\)"):
         load_artifact(copy)
 
 
 def test_a_newer_schema_asks_for_an_upgrade_and_older_ones_still_load(copy):
-    """Artifacts are written at schema 4; an artifact from a newer rnnedge is refused with the
-    remedy, and one written at schema 1-3 loads and scores as before (its sections default)."""
-    assert json.loads((copy / "manifest.json").read_text())["schema_version"] == 4
+    """Artifacts are written at schema 5; an artifact from a newer rnnedge is refused with the
+    remedy, and one written at schema 1-4 loads and scores as before (its sections default)."""
+    assert json.loads((copy / "manifest.json").read_text())["schema_version"] == 5
     model = json.loads((copy / "manifest.json").read_text())["model"]
     assert model["topology"] == "cycle" and model["density"] is None
-    _edit_manifest(copy, lambda m: m.update(schema_version=5))
+    _edit_manifest(copy, lambda m: m.update(schema_version=6))
     with pytest.raises(SchemaVersionError, match="upgrade rnnedge"):
         load_artifact(copy)
     for old in (1, 2, 3):  # before 4 an ESN's model section had no topology: every one was random

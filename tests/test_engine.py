@@ -157,6 +157,9 @@ def test_checkpoint_resumes_exactly(art, tmp_path):
         b = split.process(batch)
         assert a.scores == b.scores and a.events == b.events and a.adaptive == b.adaptive
     np.testing.assert_array_equal(whole.profile[:3], split.profile[:3])
+    np.testing.assert_array_equal(whole.memory[:3], split.memory[:3])  # contextual novelty's windows
+    np.testing.assert_array_equal(whole.context[:3], split.context[:3])
+    assert split.memory[:3].any()
     assert (split.season[:3, 2] > 0).all()
     assert split.restore(tmp_path / "missing.npz") is None
     (tmp_path / "bad.npz").write_bytes(b"not a checkpoint")
@@ -164,10 +167,10 @@ def test_checkpoint_resumes_exactly(art, tmp_path):
         split.restore(tmp_path / "bad.npz")
 
 
-@pytest.mark.parametrize("version", [1, 3])
+@pytest.mark.parametrize("version", [1, 3, 4])
 def test_old_checkpoints_are_upgraded(art, tmp_path, version):
-    """A checkpoint written before the adaptive state's fatigue load (version 3) restores with no
-    load; one written before its fifth column (no novel sample on record) and the daily profile
+    """A checkpoint written before contextual novelty (version 4) restores with an empty memory; one
+    written before the adaptive state's fatigue load (version 3) also with no load; one written before its fifth column (no novel sample on record) and the daily profile
     (version 1) restores with that column at -inf and no profile learned; everything else as it was."""
     eng = Engine(Detector(art))
     for t in range(20):
@@ -176,8 +179,9 @@ def test_old_checkpoints_are_upgraded(art, tmp_path, version):
     with np.load(tmp_path / "now.npz") as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(str(arrays.pop("meta")))
-    kept = 4 if version == 1 else 5
+    kept = {1: 4, 3: 5, 4: 6}[version]
     arrays["adapt"] = arrays["adapt"][:, :kept]
+    del arrays["context"], arrays["memory"]
     if version == 1:
         del arrays["season"], arrays["profile"]
     np.savez(tmp_path / "old.npz", meta=np.array(json.dumps({**meta, "version": version})), **arrays)
@@ -185,7 +189,8 @@ def test_old_checkpoints_are_upgraded(art, tmp_path, version):
     back.restore(tmp_path / "old.npz")
     i, j = back.slots["a"], eng.slots["a"]
     np.testing.assert_array_equal(back.adapt[i, :kept], eng.adapt[j, :kept])
-    assert back.adapt[i, 5] == 0.0 and back.seen[i] == 20
+    assert (back.adapt[i, 5] == 0.0 or version == 4) and back.seen[i] == 20
+    assert not back.context[i].any() and eng.context[j].any() and back.memory.shape[1:] == eng.memory.shape[1:]
     if version == 1:
         assert back.adapt[i, 4] == -np.inf
         assert np.isnan(back.profile[i]).all() and not np.isnan(eng.profile[j]).all()

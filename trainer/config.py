@@ -88,6 +88,7 @@ class TrainConfig:
     cooldown: int = 0
     adaptive: Adaptive = field(default_factory=Adaptive)  # the drift-adaptive score's settings
     profile_weight: float = 0.6      # the daily profile's z against the forecaster's (0: no profile)
+    context_margin: float = 0.1      # contextual novelty's margin, of the training range (<0: off)
 
     def __post_init__(self) -> None:
         check_int("TrainConfig", "seed", self.seed, 0, 2**32 - 1)
@@ -98,6 +99,7 @@ class TrainConfig:
         check_choice("TrainConfig", "calibrate_on", self.calibrate_on, ("all", "heldout"))
         check_choice("TrainConfig", "distance", self.distance, NORMS)
         check_float("TrainConfig", "profile_weight", self.profile_weight, 0.0, 100.0)
+        check_float("TrainConfig", "context_margin", self.context_margin, -1.0, 100.0)
         if self.int8_headroom != 1.0 and self.model.kind != "esn":
             raise ConfigError(f"--int8-headroom applies to an ESN's ranges; a {self.model.kind}'s are not widened")
         if self.prune.active and self.model.kind != "gru":

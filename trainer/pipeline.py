@@ -23,6 +23,7 @@ from edge.cell import Cell, run
 from edge.data import Series
 from edge.errors import DataError
 from edge.scoring import Scorer
+from edge.context import ContextNovelty
 from edge.seasonal import DailyProfile
 from edge.specs import GRUConfig, config_to_dict
 
@@ -117,6 +118,10 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         profile, why = DailyProfile.fit(series.timestamps, values, weight=cfg.profile_weight,
                                          norm=cfg.distance)
     metrics["daily_profile"] = profile.describe() if profile else f"none: {why}"
+    context, why = None, "--context-margin -1"
+    if cfg.context_margin >= 0:
+        context, why = ContextNovelty.fit(values, margin=cfg.context_margin)
+    metrics["context_novelty"] = context.describe() if context else f"none: {why}"
     if cfg.alert_on == "adaptive":
         alerts = AlertConfig.on_adaptive(cfg.adaptive_threshold, raise_after=cfg.raise_after or 1,
                                          clear_after=cfg.clear_after, cooldown=cfg.cooldown)
@@ -135,6 +140,7 @@ def train(series: Series, cfg: TrainConfig, out: str | Path) -> Path:
         "scorer": scorer.to_dict(),
         "adaptive": cfg.adaptive.to_dict(),
         "daily_profile": profile.to_dict() if profile else None,
+        "context_novelty": context.to_dict() if context else None,
         "extent": {"min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist()},
         "alerts": alerts.to_dict(),
         "metrics": metrics,
@@ -173,7 +179,7 @@ def _provenance(series: Series, cfg: TrainConfig) -> dict:
             "versions": versions,
             "train_config": {"val_fraction": cfg.val_fraction, "washout": cfg.washout, "int8": cfg.int8,
                              "calibrate_on": cfg.calibrate_on, "distance": cfg.distance,
-                             "profile_weight": cfg.profile_weight,
+                             "profile_weight": cfg.profile_weight, "context_margin": cfg.context_margin,
                              "false_alarm_rate": cfg.false_alarm_rate,
                              "gru": asdict(cfg.gru) if cfg.model.kind == "gru" else None,
                              "prune": asdict(cfg.prune) if cfg.prune.active else None}}

@@ -41,7 +41,7 @@ def _train_config(args, d: int):
                                         novelty_z=args.novelty_z, fatigue=args.fatigue,
                                         fatigue_z=args.fatigue_z, fatigue_horizon=args.fatigue_horizon,
                                         surprise_cap=args.surprise_cap, clip=args.stat_clip),
-                      profile_weight=args.profile_weight)
+                      profile_weight=args.profile_weight, context_margin=args.context_margin)
     return cfg
 
 

@@ -134,6 +134,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "earlier days, or of earlier weeks where the training rows span two weeks; learned "
                         "online per stream); its z counts at this weight against the forecaster's. Needs "
                         "training rows spanning a day (default: 0.6; 0: off)")
+    g.add_argument("--context-margin", type=float, default=0.1,
+                   help="flag as novel a block of samples whose level lies this share of the training range "
+                        "beyond the levels its stream reached with the same recent shape (contextual novelty; "
+                        "about 37 kB of memory a stream and channel). Needs 104 training rows "
+                        "(default: %(default)s; -1: off)")
 
 
 def _accelerator_arg(p: argparse.ArgumentParser, what: str = "step on the CPU (default), or serve a float "
