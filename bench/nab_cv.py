@@ -62,7 +62,8 @@ GRID = {"calibrate_on": ("all", "heldout"),
         "novelty_z": (1.5, 0.0, 2.5),
         "refractory": (200.0, 100.0, 400.0),
         "fatigue": (0.2, 0.0, 0.1, 0.4),
-        "profile_weight": (0.6, 0.0, 0.45, 0.8)}
+        "profile_weight": (0.6, 0.0, 0.45, 0.8),
+        "context_margin": (0.1, -1.0)}  # -1: no contextual novelty
 
 
 def settings() -> list[dict]:
@@ -115,6 +116,7 @@ class Recording:
 
     detector: Detector
     daily: object         # the artifact's daily profile (edge.seasonal.DailyProfile) or None
+    context: object       # its contextual novelty (edge.context.ContextNovelty) or None
     forecasts: np.ndarray
     values: np.ndarray
     timestamps: np.ndarray
@@ -137,8 +139,8 @@ def record(args: tuple) -> tuple[tuple[str, str], Recording, np.ndarray]:
     det.run(series.values, series.timestamps)
     reference = score_file(series, cfg, Path(tmp) / "check" / model_dir.name)[0] if cfg == TrainConfig(
         model=cfg.model, int8=cfg.int8) else None
-    return (cfg.calibrate_on, name), Recording(det, det.daily, np.concatenate(rec.out), series.values,
-                                               series.timestamps), reference
+    recording = Recording(det, det.daily, det.context, np.concatenate(rec.out), series.values, series.timestamps)
+    return (cfg.calibrate_on, name), recording, reference
 
 
 def replay(s: dict, names: list[str]) -> dict[str, np.ndarray]:
@@ -150,6 +152,8 @@ def replay(s: dict, names: list[str]) -> dict[str, np.ndarray]:
         r = RECORDINGS[(s["calibrate_on"], name)]
         det = r.detector
         det.daily = replace(r.daily, weight=s["profile_weight"]) if r.daily and s["profile_weight"] else None
+        m = s["context_margin"]
+        det.context = replace(r.context, margin=m) if r.context and m >= 0 else None
         det.adaptive = adaptive  # recompiles the C step's constants, the profile's included
         det.cell = ReplayCell(r.forecasts)
         out[name] = det.run(r.values, r.timestamps)["first"]

@@ -394,7 +394,52 @@ static PyObject *rows_step(PyObject *self, PyObject *const *args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
+/* context_add(i, x, head, block) -> int: stream i's raw values x float32[D] into its open blocks of
+   contextual novelty (context.ContextNovelty.observe_one's accumulation: count, sum, max, min per
+   channel in head float64[B, D, H]); returns how many channels' blocks are now full, for the caller
+   to close (the nearest-neighbour search over the memory runs in numpy, once a block). */
+static PyObject *context_add(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "context_add takes 4 arguments");
+        return NULL;
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(args[0]);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    double block = PyFloat_AsDouble(args[3]);
+    if (block == -1.0 && PyErr_Occurred()) return NULL;
+    if (!PyArray_Check(args[1]) || !PyArray_Check(args[2]) || PyArray_NDIM((PyArrayObject *)args[2]) != 3) {
+        PyErr_SetString(PyExc_ValueError, "context_add: x must be float32[D] and head float64[B, D, H]");
+        return NULL;
+    }
+    PyArrayObject *h = (PyArrayObject *)args[2];
+    npy_intp rows = PyArray_DIM(h, 0), d = PyArray_DIM(h, 1), w = PyArray_DIM(h, 2);
+    if (!check(args[1], "x", NPY_FLOAT32, 1, d, d) || !check(args[2], "head", NPY_FLOAT64, 3, rows, w)) return NULL;
+    if (i < 0 || i >= rows || w < 4) {
+        PyErr_Format(PyExc_IndexError, "context_add: stream %zd is out of range for %zd streams", (Py_ssize_t)i,
+                     (Py_ssize_t)rows);
+        return NULL;
+    }
+    const float *x = DATA(float, args[1]);
+    double *row = DATA(double, args[2]) + i * d * w;
+    long full = 0;
+    for (npy_intp c = 0; c < d; c++, row += w) {
+        double v = x[c];
+        if (row[0] == 0.0) row[2] = row[3] = v;
+        else {
+            if (v > row[2]) row[2] = v;
+            if (v < row[3]) row[3] = v;
+        }
+        row[0] += 1.0;
+        row[1] += v;
+        if (row[0] >= block) full++;
+    }
+    return PyLong_FromLong(full);
+}
+
 static PyMethodDef methods[] = {
+    {"context_add", (PyCFunction)(void (*)(void))context_add, METH_FASTCALL,
+     "context_add(i, x, head, block) -> int: one stream's samples into its open blocks of contextual novelty "
+     "(see edge/_rowstep.c)."},
     {"rows_step", (PyCFunction)(void (*)(void))rows_step, METH_FASTCALL,
      "rows_step(idx, x, norm, standard, knots, params, forecast, seen, adapt, active, above, below, cooldown, "
      "extent, z_out, z2_out, res_out, events_out, ts, profile_spreads, profile_knots, profile_params, season, "

@@ -138,6 +138,15 @@ class ContextNovelty:
                 novel |= self._close(h, memory[c], c)
         return novel
 
+    def close_full(self, head: np.ndarray, memory: np.ndarray) -> bool:
+        """Close one stream's full blocks (head float64[D, H], memory its rows), after the compiled
+        accumulation (edge._rowstep.context_add) did observe_one's first half."""
+        novel = False
+        for c in range(len(head)):
+            if head[c, _COUNT] >= self.block:
+                novel |= self._close(head[c], memory[c], c)
+        return novel
+
     def _close(self, h: np.ndarray, memory: np.ndarray, c: int) -> bool:
         """Close channel c's block: its extreme joins the window; judge the window, then remember it."""
         _, total, hi, lo, avg, blocks = h[:_LEVELS].tolist()

@@ -231,11 +231,15 @@ class Detector:
             x = np.ascontiguousarray(x, np.float32)
         if t is None:
             self._timestamps(t)
-        ctx = False
-        if self.context is not None:
-            if not 0 <= i < len(st.seen):
+        ctx, cn = False, self.context
+        if cn is not None:
+            if self._compiled is not None:  # the accumulation in C; a full block closes in numpy
+                if _rowstep.context_add(i, x, st.context, cn.block):
+                    ctx = cn.close_full(st.context[i], st.memory[i])
+            elif not 0 <= i < len(st.seen):
                 raise IndexError(f"row_step: stream {i} is out of range for {len(st.seen)} streams")
-            ctx = self.context.observe_one(st.context[i], st.memory[i], x.tolist())
+            else:
+                ctx = cn.observe_one(st.context[i], st.memory[i], x.tolist())
         if self._compiled is None:
             event, score, distance, adaptive, first, z, z2 = self._score_row(st, i, x, t, ctx)
         else:
@@ -278,7 +282,8 @@ class Detector:
 
     def _score_row(self, st: DetectorState, i: int, x: np.ndarray, t: float | None, novel: bool) -> tuple:
         """edge._rowstep.row_step in Python floats (`novel`: the sample is new for its context): updates
-        row i's scoring state (seen included) and returns (event, score, distance, adaptive, first, z float32[1, D], squared residuals)."""
+        row i's scoring state (seen included) and returns (event, score, distance, adaptive, first,
+        z float32[1, D], squared residuals)."""
         norm = self.normalizer
         if self._one_channel:  # float32 scalar arithmetic: the same IEEE operations, a tenth of the calls
             zf = (x[0] - self._mean0) / self._std0

@@ -170,8 +170,9 @@ def test_checkpoint_resumes_exactly(art, tmp_path):
 @pytest.mark.parametrize("version", [1, 3, 4])
 def test_old_checkpoints_are_upgraded(art, tmp_path, version):
     """A checkpoint written before contextual novelty (version 4) restores with an empty memory; one
-    written before the adaptive state's fatigue load (version 3) also with no load; one written before its fifth column (no novel sample on record) and the daily profile
-    (version 1) restores with that column at -inf and no profile learned; everything else as it was."""
+    written before the adaptive state's fatigue load (version 3) also with no load; one written
+    before its fifth column (no novel sample on record) and the daily profile (version 1) restores
+    with that column at -inf and no profile learned; everything else as it was."""
     eng = Engine(Detector(art))
     for t in range(20):
         eng.process([("a", np.array([float(t)]), np.full((1, 2), 10.0 + t, np.float32))])
