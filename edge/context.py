@@ -10,7 +10,7 @@ SHAPES windows of `window` blocks), and each block is reduced to its extreme: th
 largest or smallest value, whichever lies farther from the running average of block means (the
 average halves toward each new block mean), so that a spike survives and a flat stretch gives its
 level. The extreme is placed on the training range: (extreme - lo) / span, where lo and span are
-the training rows' minimum and width. Every closed block makes a window of the last `window`
+the training rows' minimum and width (the manifest's `extent`, not stored twice). Every closed block makes a window of the last `window`
 levels; its shape is the window less its minimum, divided by its own width (all zeros for a flat
 window), and its level is its last block's. A stream keeps the last `memory` windows it has made.
 
@@ -85,9 +85,8 @@ class ContextNovelty:
         block = n // (SHAPES * window)
         if block < 1:
             return None, f"{n} training rows; contextual novelty needs {SHAPES * window}"
-        lo, hi = values.min(axis=0), values.max(axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        return cls(block, n // block, lo, span, window, neighbours, memory, margin), ""
+        return cls(block, n // block, *_range(values.min(axis=0), values.max(axis=0)), window, neighbours, memory,
+                   margin), ""
 
     def describe(self) -> str:
         return (f"blocks of {self.block} samples, windows of {self.window}, {self.neighbours} neighbours "
@@ -126,21 +125,19 @@ class ContextNovelty:
         return flags
 
     def observe_one(self, head: np.ndarray, memory: np.ndarray, xs: list[float]) -> bool:
-        """`observe` for one stream: head float64[D, 6 + window], memory its rows; xs its raw values."""
-        novel = False
-        for c, v in enumerate(xs):
-            h = head[c]
+        """`observe` for one stream: head float64[D, 6 + window], memory its rows; xs its raw values.
+        edge._rowstep.context_add does the accumulation in C; `close_full` the rest."""
+        full = False
+        for h, v in zip(head, xs):
             n, total, hi, lo = h[:4].tolist()
             if n == 0:
                 hi = lo = v
             h[:4] = n + 1, total + v, max(hi, v), min(lo, v)
-            if n + 1 >= self.block:
-                novel |= self._close(h, memory[c], c)
-        return novel
+            full |= n + 1 >= self.block
+        return full and self.close_full(head, memory)
 
     def close_full(self, head: np.ndarray, memory: np.ndarray) -> bool:
-        """Close one stream's full blocks (head float64[D, H], memory its rows), after the compiled
-        accumulation (edge._rowstep.context_add) did observe_one's first half."""
+        """Close one stream's full blocks (head float64[D, H], memory its rows): any novel."""
         novel = False
         for c in range(len(head)):
             if head[c, _COUNT] >= self.block:
@@ -180,22 +177,25 @@ class ContextNovelty:
 
     # --- the manifest --------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"block": self.block, "after": self.after, "lo": self.lo.tolist(), "span": self.span.tolist(),
-                "window": self.window, "neighbours": self.neighbours, "memory": self.memory, "margin": self.margin}
+        """The manifest's section; the range is the manifest's `extent`, which `from_dict` reads."""
+        return {"block": self.block, "after": self.after, "window": self.window, "neighbours": self.neighbours,
+                "memory": self.memory, "margin": self.margin}
 
     @classmethod
-    def from_dict(cls, d: dict | None, input_size: int) -> "ContextNovelty | None":
+    def from_dict(cls, d: dict | None, extent: np.ndarray) -> "ContextNovelty | None":
+        """The section `d`, on the training range extent float[2, D] (the manifest's min and max)."""
         if d is None:
             return None
         try:
-            ctx = cls(d["block"], d["after"], np.asarray(d["lo"], np.float64), np.asarray(d["span"], np.float64),
-                      d["window"], d["neighbours"], d["memory"], float(d["margin"]))
+            return cls(d["block"], d["after"], *_range(*np.asarray(extent, np.float64)), d["window"],
+                       d["neighbours"], d["memory"], float(d["margin"]))
         except (KeyError, TypeError, ValueError, ConfigError) as e:
             raise ArtifactError(f"manifest.json: context_novelty section: {e}") from None
-        if ctx.lo.size != input_size:
-            raise ArtifactError(f"manifest.json: context_novelty section: {ctx.lo.size} channels, the model "
-                                f"takes {input_size}")
-        return ctx
+
+
+def _range(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, span) of a range per channel; a constant channel spans 1."""
+    return lo, np.where(hi > lo, hi - lo, 1.0)
 
 
 def disabled_state(batch: int, channels: int) -> tuple[np.ndarray, np.ndarray]:

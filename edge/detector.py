@@ -90,7 +90,6 @@ class Detector:
         self.warmup = int(artifact.manifest.get("warmup", 0))
         self._adaptive = Adaptive.from_dict(artifact.manifest.get("adaptive") or {})
         self.daily = DailyProfile.from_dict(artifact.manifest.get("daily_profile"), len(self.normalizer.mean))
-        self.context = ContextNovelty.from_dict(artifact.manifest.get("context_novelty"), len(self.normalizer.mean))
         self._compiled = None
         d = self.cell.input_size
         ext = artifact.manifest.get("extent")  # the training rows' range; absent in older artifacts
@@ -101,6 +100,10 @@ class Detector:
             self.extent = None
         if self.extent is None or self.extent.shape != (2, d):
             raise ArtifactError(f"{artifact.path}/manifest.json: extent must hold min and max of {d} channel(s)")
+        section = artifact.manifest.get("context_novelty")
+        if section is not None and not ext:
+            raise ArtifactError(f"{artifact.path}/manifest.json: context_novelty needs the training rows' extent")
+        self.context = ContextNovelty.from_dict(section, [ext["min"], ext["max"]] if ext else None)
         self.use_compiled(True)
 
     @property

@@ -165,3 +165,17 @@ def test_normalization_and_scorer_checked(copy):
     _edit_manifest(copy, lambda m: (m["normalization"].update(std=[1.0, 1.0]), m["scorer"].update(center=[0.0])))
     with pytest.raises(ArtifactError, match="scorer.center has 1 values"):
         load_artifact(copy)
+
+
+def test_contextual_novelty_reads_its_range_from_the_extent(copy):
+    """The section stores no range of its own: it places levels on the manifest's `extent`, and a
+    manifest with the section but no extent is refused with the reason."""
+    from edge.detector import Detector
+    m = json.loads((copy / "manifest.json").read_text())
+    assert "lo" not in m["context_novelty"]
+    ctx = Detector(load_artifact(copy)).context
+    assert ctx.lo.tolist() == m["extent"]["min"]
+    np.testing.assert_array_equal(ctx.lo + ctx.span, m["extent"]["max"])
+    _edit_manifest(copy, lambda m: m.pop("extent"))
+    with pytest.raises(ArtifactError, match="context_novelty needs the training rows' extent"):
+        Detector(load_artifact(copy))

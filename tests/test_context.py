@@ -82,14 +82,13 @@ def test_fit_and_manifest_round_trip():
     ctx, why = ContextNovelty.fit(values)
     assert why == "" and ctx.block == 10 and ctx.after == 105  # 1,050 rows: 105 blocks of 10
     assert ctx.lo.tolist() == [-2.0, 0.0] and ctx.span.tolist() == [5.0, 1.0]  # a constant channel: 1
-    back = ContextNovelty.from_dict(ctx.to_dict(), 2)
-    assert back.to_dict() == ctx.to_dict() and back.same_cut(ctx)
+    extent = [values.min(axis=0), values.max(axis=0)]  # the manifest's, where the section reads its range
+    back = ContextNovelty.from_dict(ctx.to_dict(), extent)
+    assert back.to_dict() == ctx.to_dict() and back.same_cut(ctx) and "lo" not in ctx.to_dict()
     assert ContextNovelty.fit(values[:100])[0] is None
     assert "100 training rows" in ContextNovelty.fit(values[:100])[1]
-    with pytest.raises(ArtifactError, match="context_novelty section: 2 channels, the model takes 1"):
-        ContextNovelty.from_dict(ctx.to_dict(), 1)
     with pytest.raises(ArtifactError, match="context_novelty section: .*'memory' parameter"):
-        ContextNovelty.from_dict({**ctx.to_dict(), "memory": 10}, 2)  # fewer than its neighbours
+        ContextNovelty.from_dict({**ctx.to_dict(), "memory": 10}, extent)  # fewer than its neighbours
     with pytest.raises(ConfigError, match="span positive"):
         _ctx(span=np.zeros(1))
 
